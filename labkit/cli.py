@@ -1,0 +1,171 @@
+"""``celery-lab`` (also ``python -m labkit``): list, run, doctor, env, redis.
+
+Exit codes: 0 every finding held; 1 a finding did not hold (or a lab crashed); 2 setup error
+(no Redis binary, broker unreachable, unknown lab, bad param) with one line and no traceback;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from labkit import lab as lab_registry
+from labkit.errors import SetupError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="celery-lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the labs, their parameters and stated wall times")
+
+    run = sub.add_parser("run", help="run a lab (or all) and check its findings")
+    run.add_argument("lab", help="a lab number or name (01, 01_hello_world), or 'all'")
+    run.add_argument("--quick", action="store_true", help="smaller samples, same findings")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--broker", help="external Redis URL (default: a private embedded Redis; "
+                                      "also CELERY_LAB_BROKER)")
+    run.add_argument("--results", type=Path, help="results root (default ./results; also "
+                                                  "CELERY_LAB_RESULTS)")
+
+    doctor = sub.add_parser("doctor", help="find redis-server, report versions, round-trip a task")
+    doctor.add_argument("--broker", help="check this external Redis instead")
+
+    env = sub.add_parser("env", help="print the exports a hand-started worker needs for a lab")
+    env.add_argument("lab", nargs="?", help="lab whose per-run settings to include")
+    env.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    env.add_argument("--quick", action="store_true")
+    env.add_argument("--broker", default="redis://localhost:6379/0")
+
+    redis_cmd = sub.add_parser("redis", help="run a private redis-server in the foreground")
+    redis_cmd.add_argument("--port", type=int, default=6379)
+    return parser
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in ("run", "doctor", "redis"):
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except SetupError as exc:
+        print(f"celery-lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("celery-lab: interrupted; every process this run started was stopped",
+              file=sys.stderr)
+        return 130
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for lab in lab_registry.all_labs():
+        print(f"{lab.id:<22} {lab.title}")
+        if lab.wall_time:
+            print(f"{'':<22} wall time: {lab.wall_time}")
+        for name, p in lab.params.items():
+            quick = f", --quick {p.quick}" if p.quick is not None else ""
+            print(f"{'':<22}   {name}={p.default}{quick}  {p.help}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from labkit import report, runner
+    from labkit.results import results_root
+
+    if args.lab != "all":
+        outcome = runner.run(args.lab, quick=args.quick, params=args.param, broker=args.broker,
+                             results=args.results)
+        _print_outcome(outcome)
+        return outcome.exit_code
+
+    labs = lab_registry.all_labs()
+    if args.param:
+        raise SetupError("--param applies to one lab; run labs one at a time to set params")
+    outcomes, failures = [], {}
+    for index, lab in enumerate(labs, 1):
+        print(f"== [{index}/{len(labs)}] {lab.id}: {lab.title}", file=sys.stderr, flush=True)
+        try:
+            outcome = runner.run(lab, quick=args.quick, broker=args.broker, results=args.results)
+        except SetupError as exc:
+            failures[lab.id] = str(exc)
+            print(f"celery-lab: error: {lab.id}: {exc}", file=sys.stderr)
+            continue
+        _print_outcome(outcome)
+        outcomes.append(outcome)
+    root = args.results or results_root()
+    path = report.write_report(root, outcomes, failures)
+    print()
+    print(report.table(report.summary_rows(outcomes, failures)))
+    print(f"\nreport: {path}")
+    if failures:
+        return 2
+    return 0 if all(o.exit_code == 0 for o in outcomes) else 1
+
+
+def _print_outcome(outcome) -> None:
+    print(f"{outcome.lab.id}: {outcome.held}/{len(outcome.findings)} findings hold "
+          f"in {outcome.wall_s:.1f} s -> {outcome.run_dir}")
+    for finding in outcome.findings:
+        if not finding.holds:
+            print(f"  {finding.line()}")
+    if outcome.error:
+        print(f"  the lab crashed: {outcome.error} (see {outcome.run_dir / 'traceback.txt'})")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from labkit.doctor import doctor
+
+    return doctor(args.broker)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from app.config import BACKEND_ENV, BROKER_ENV, SETTINGS_ENV
+    from labkit.params import resolve as resolve_params
+
+    settings = {}
+    if args.lab:
+        lab = lab_registry.resolve(args.lab)
+        settings = lab.celery_settings(resolve_params(lab.params, args.param, args.quick))
+    print(f"export {BROKER_ENV}='{args.broker}'")
+    print(f"export {BACKEND_ENV}='{args.broker}'")
+    print(f"export {SETTINGS_ENV}='{json.dumps(settings, sort_keys=True)}'")
+    return 0
+
+
+def cmd_redis(args: argparse.Namespace) -> int:
+    """A foreground Redis for the by-hand workshop, from the same binary the labs use."""
+    import subprocess
+
+    from labkit.broker import find_redis_server
+
+    binary, source = find_redis_server()
+    print(f"redis-server from {source} on redis://127.0.0.1:{args.port}/0 (Ctrl-C stops it)",
+          file=sys.stderr, flush=True)
+    proc = subprocess.Popen([binary, "--port", str(args.port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", "/tmp"])
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=5)
+    return proc.returncode or 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "doctor": cmd_doctor, "env": cmd_env,
+            "redis": cmd_redis}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Celery events captured in the background: the lab's main measuring instrument.
+
+Every event keeps the ``timestamp`` its sender stamped (``time.time()`` in that process; all
+processes share one host clock) and gains ``local_received``, when the recorder got it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+
+from labkit.errors import SetupError
+
+Event = dict[str, Any]
+PROBE = "lab-probe"
+
+
+class EventRecorder:
+    """Subscribes before the run sends anything, so no event is missed."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+        self._receiver = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _on_event(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def _capture(self) -> None:
+        try:
+            with self.app.connection_for_read() as conn:
+                self._receiver = self.app.events.Receiver(conn, handlers={"*": self._on_event})
+                self._receiver.capture(limit=None, timeout=None, wakeup=False)
+        except BaseException as exc:  # reported by start()/stop(), never lost
+            self._error = exc
+            with self._cond:
+                self._cond.notify_all()
+
+    def start(self, timeout: float = 10.0) -> float:
+        """Start capturing; returns once a probe event made the round trip (subscribed)."""
+        started = time.monotonic()
+        self._thread = threading.Thread(target=self._capture, name="event-recorder", daemon=True)
+        self._thread.start()
+        marker = uuid.uuid4().hex
+        with self.app.events.default_dispatcher() as dispatcher:
+            while time.monotonic() - started < timeout:
+                if self._error is not None:
+                    raise SetupError(f"event capture failed: {self._error}")
+                dispatcher.send(PROBE, marker=marker)
+                if self.wait_for(lambda e: e.get("marker") == marker, timeout=0.1):
+                    return time.monotonic() - started
+        raise SetupError(f"event capture not ready within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def snapshot(self) -> list[Event]:
+        with self._cond:
+            return [e for e in self.events if e.get("type") != PROBE]
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float) -> bool:
+        """True once any captured event satisfies ``predicate``; False at the deadline."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        with self._cond:
+            while True:
+                for event in self.events[checked:]:
+                    if predicate(event):
+                        return True
+                checked = len(self.events)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._error is not None:
+                    return False
+                self._cond.wait(remaining)
+
+    def wait_for_tasks(self, task_ids: set[str], event_type: str, timeout: float) -> set[str]:
+        """Wait until every id has an event of ``event_type``; returns the ids still missing."""
+        missing = set(task_ids)
+
+        def seen(event: Event) -> bool:
+            if event.get("type") == event_type:
+                missing.discard(event.get("uuid"))
+            return not missing
+
+        self.wait_for(seen, timeout)
+        return missing
+
+    def by_task(self) -> dict[str, dict[str, Event]]:
+        """``{task_id: {event_type: first event of that type}}``."""
+        out: dict[str, dict[str, Event]] = {}
+        for event in self.snapshot():
+            task_id = event.get("uuid")
+            if task_id:
+                out.setdefault(task_id, {}).setdefault(event["type"], event)
+        return out
+
+    def count(self, task_id: str, event_type: str) -> int:
+        return sum(1 for e in self.snapshot()
+                   if e.get("uuid") == task_id and e.get("type") == event_type)

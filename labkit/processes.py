@@ -1,0 +1,150 @@
+"""Starting and reaping child processes, so that no worker, beat, flower or redis outlives a run.
+
+Every process is started in its own session (its own process group, so a terminal's Ctrl-C
+reaches only the driver, which then stops children in order) and, on Linux, with a
+parent-death signal, so even a driver killed with SIGKILL takes its children with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL me when the spawning thread dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class ManagedProcess:
+    """A child the kit started: its name, its Popen and where its output goes."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    _log_file: object = field(repr=False, default=None)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def signal(self, sig: int) -> None:
+        """Signal the main process only (a pool child survives a SIGKILL of its parent)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(sig)
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+class ProcessRegistry:
+    """Owns every process a run starts; ``reap_all`` leaves none behind."""
+
+    def __init__(self) -> None:
+        self._procs: list[ManagedProcess] = []
+        self._lock = threading.Lock()
+        _LIVE_REGISTRIES.add(self)
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
+    ) -> ManagedProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - closed in reap()
+        popen = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        proc = ManagedProcess(name, popen, log_path, log)
+        with self._lock:
+            self._procs.append(proc)
+        return proc
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        with self._lock:
+            return list(self._procs)
+
+    def reap(self, proc: ManagedProcess, *, term: int = signal.SIGTERM, grace: float = 5.0) -> None:
+        """Stop ``proc`` and everything below it: ``term`` first, SIGKILL after ``grace`` s."""
+        family: list[psutil.Process] = []
+        if proc.alive():
+            with contextlib.suppress(psutil.Error):
+                family.append(psutil.Process(proc.pid))
+        family += proc.descendants()
+        if proc.alive():
+            proc.signal_group(term)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=grace)
+        proc.signal_group(signal.SIGKILL)
+        for p in family:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(timeout=5)
+        psutil.wait_procs(family, timeout=5)
+        if proc._log_file is not None:
+            proc._log_file.close()
+            proc._log_file = None
+        with self._lock:
+            if proc in self._procs:
+                self._procs.remove(proc)
+
+    def reap_all(self, grace: float = 5.0) -> None:
+        # Last started first: workers and beat before the broker they talk to.
+        for proc in reversed(self.processes):
+            self.reap(proc, grace=grace)
+        _LIVE_REGISTRIES.discard(self)
+
+
+_LIVE_REGISTRIES: set[ProcessRegistry] = set()
+
+
+@atexit.register
+def _reap_everything_left() -> None:
+    for registry in list(_LIVE_REGISTRIES):
+        registry.reap_all(grace=1.0)

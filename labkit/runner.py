@@ -1,0 +1,95 @@
+"""Run one lab end to end: params, session, measurement, result.json, exit code."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from labkit import lab as lab_registry
+from labkit.broker import EXTERNAL_BROKER_ENV
+from labkit.lab import Lab
+from labkit.params import resolve as resolve_params
+from labkit.results import (
+    Finding,
+    findings_as_dicts,
+    new_run_dir,
+    point_latest,
+    results_root,
+    versions,
+    write_json,
+)
+from labkit.session import LabSession
+
+
+@dataclass
+class Outcome:
+    """What a run produced; ``exit_code`` is 0 only when every finding holds."""
+
+    lab: Lab
+    run_dir: Path
+    wall_s: float
+    findings: list[Finding] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def held(self) -> int:
+        return sum(f.holds for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        ok = self.error is None and self.findings and self.held == len(self.findings)
+        return 0 if ok else 1
+
+
+def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, Any] | None = None,
+        broker: str | None = None, results: Path | None = None, progress: bool = True) -> Outcome:
+    """Raises SetupError (exit 2) before or while setting up; returns an Outcome otherwise."""
+    lab = lab_registry.resolve(lab) if isinstance(lab, str) else lab
+    values = resolve_params(lab.params, params or [], quick)
+    broker = broker or os.environ.get(EXTERNAL_BROKER_ENV) or None
+    run_dir = new_run_dir(lab.id, Path(results) if results else results_root())
+    started = time.monotonic()
+    started_at = datetime.now(UTC).isoformat()
+    error = None
+    with LabSession(lab, values, run_dir, broker_url=broker, progress=progress) as session:
+        try:
+            lab.measure(session)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            session.step(f"the lab crashed: {error}")
+            (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        wall = time.monotonic() - started
+        result = {
+            "lab": lab.id,
+            "title": lab.title,
+            "status": "error" if error else "complete",
+            "error": error,
+            "started_at": started_at,
+            "wall_s": round(wall, 3),
+            "quick": quick,
+            "params": dict(values),
+            "stated_wall_time": lab.wall_time,
+            "versions": versions(session.broker.server_version),
+            "broker": {
+                "embedded": session.broker.embedded,
+                "source": session.broker.source,
+                "key_prefix": session.broker.prefix,
+                "startup_s": session.broker.startup_s,
+            },
+            "workers": [{"hostname": w.hostname, "ready_s": w.ready_s} for w in session.workers],
+            "celery_settings": session.settings,
+            "measurements": session.measurements,
+            "findings": findings_as_dicts(session.findings),
+            "files": session.files,
+        }
+        write_json(run_dir / "result.json", result)
+        outcome = Outcome(lab, run_dir, wall, list(session.findings), result, error)
+    if error is None:
+        point_latest(run_dir)
+    return outcome

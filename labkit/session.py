@@ -1,0 +1,166 @@
+"""One lab run: the broker, processes, client app, event recorder and run directory it owns.
+
+Entering starts the broker and the event recorder; leaving (normally, on an exception or on
+Ctrl-C) stops every process the run started and deletes what it wrote to an external Redis.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from matplotlib.figure import Figure
+
+from app.celery_app import create_app
+from labkit import run_settings
+from labkit.broker import Broker, connect_external, start_embedded
+from labkit.events import EventRecorder
+from labkit.lab import Lab
+from labkit.params import Params
+from labkit.processes import ProcessRegistry
+from labkit.results import Finding, write_csv
+from labkit.workers import REPO_ROOT, Beat, Worker, beat_argv, worker_argv
+
+
+class LabSession:
+    def __init__(self, lab: Lab, params: Params, run_dir: Path, *, broker_url: str | None = None,
+                 progress: bool = True) -> None:
+        self.lab = lab
+        self.params = params
+        self.run_dir = run_dir
+        self.logs_dir = run_dir / "logs"
+        self.broker_url = broker_url
+        self.progress = progress
+        self.findings: list[Finding] = []
+        self.measurements: dict[str, Any] = {}
+        self.files: list[str] = []
+        self.registry = ProcessRegistry()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"celery-lab-{lab.id}-"))
+        self.broker: Broker | None = None
+        self.app: Celery | None = None
+        self.events: EventRecorder | None = None
+        self.settings: dict[str, Any] = {}
+        self.env: dict[str, str] = {}
+        self.workers: list[Worker] = []
+        self._previous_app: Celery | None = None
+        self.t0 = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> LabSession:
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        if self.broker_url:
+            self.broker = connect_external(self.broker_url)
+            self.step(f"external Redis {self.broker.server_version}; this run's keys are "
+                      f"prefixed {self.broker.prefix!r}")
+        else:
+            self.broker = start_embedded(self.registry, self.tmp / "redis")
+            self.step(f"embedded redis-server {self.broker.server_version} ({self.broker.source}) "
+                      f"up in {self.broker.startup_s:.3f} s at {self.broker.url}")
+        self.settings = run_settings.merge(run_settings.kit_settings(self.broker),
+                                           self.lab.celery_settings(self.params))
+        self.env = run_settings.process_env(self.broker, self.settings)
+        from celery import _state
+
+        self._previous_app = _state.default_app
+        self.app = create_app({**self.settings, "broker_url": self.broker.url,
+                               "result_backend": self.broker.url})
+        self.app.set_default()
+        self.events = EventRecorder(self.app)
+        ready = self.events.start()
+        self.step(f"event recorder subscribed in {ready:.3f} s")
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.stop()
+        self.registry.reap_all()
+        if self.app is not None:
+            self.app.close()
+            if self._previous_app is not None:
+                self._previous_app.set_default()
+                self._previous_app.set_current()
+        if self.broker is not None and not self.broker.embedded:
+            deleted = self.broker.delete_own_keys()
+            self.step(f"deleted this run's {deleted} keys under {self.broker.prefix!r}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- processes -------------------------------------------------------------------------
+    def process_env(self, extra: dict[str, Any] | None = None) -> dict[str, str]:
+        """The environment of a child: ours, plus the run's settings (optionally amended)."""
+        import os
+
+        env = dict(os.environ)
+        env.update(self.env)
+        if extra:
+            env.update(run_settings.process_env(
+                self.broker, run_settings.merge(self.settings, extra)))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_worker(self, name: str = "w1", *, ready_timeout: float = 20.0,
+                     settings: dict[str, Any] | None = None, **options: Any) -> Worker:
+        """Start ``celery worker`` and return once it answers a ping."""
+        hostname = f"{name}@celery-lab"
+        proc = self.registry.spawn(
+            f"worker {hostname}", worker_argv(hostname, **options),
+            env=self.process_env(settings), log_path=self.logs_dir / f"worker-{name}.log",
+            cwd=REPO_ROOT)
+        worker = Worker(name, hostname, proc, self.registry, self.app)
+        worker.ready_s = worker.wait_ready(ready_timeout)
+        self.workers.append(worker)
+        self.step(f"worker {hostname} ready in {worker.ready_s:.2f} s (pid {worker.pid}, "
+                  f"pool pids {worker.pool_pids()})")
+        return worker
+
+    def start_beat(self, *, ready_timeout: float = 15.0,
+                   settings: dict[str, Any] | None = None, **options: Any) -> Beat:
+        schedule_file = self.tmp / "beat" / "celerybeat-schedule"
+        schedule_file.parent.mkdir(parents=True, exist_ok=True)
+        proc = self.registry.spawn("beat", beat_argv(schedule_file, **options),
+                                   env=self.process_env(settings),
+                                   log_path=self.logs_dir / "beat.log", cwd=REPO_ROOT)
+        beat = Beat(proc, self.registry, schedule_file)
+        beat.ready_s = beat.wait_ready(ready_timeout)
+        self.step(f"beat ready in {beat.ready_s:.2f} s (pid {proc.pid})")
+        return beat
+
+    # -- recording -------------------------------------------------------------------------
+    def step(self, message: str) -> None:
+        if self.progress:
+            print(f"[{self.lab.id} {time.monotonic() - self.t0:6.1f}s] {message}",
+                  file=sys.stderr, flush=True)
+
+    def check(self, id: str, claim: str, measured: Any, expected: str, holds: bool) -> Finding:
+        finding = Finding(id, claim, measured, expected, bool(holds))
+        self.findings.append(finding)
+        self.step(finding.line())
+        return finding
+
+    def measure(self, **values: Any) -> None:
+        self.measurements.update(values)
+
+    def write_csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
+        path = self.run_dir / name
+        write_csv(path, rows)
+        self.files.append(name)
+        return path
+
+    def save_figure(self, name: str, fig: Figure) -> Path:
+        path = self.run_dir / name
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        self.files.append(name)
+        return path

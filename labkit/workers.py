@@ -1,0 +1,133 @@
+"""Real ``celery worker`` and ``celery beat`` processes, ready by ping and stoppable on purpose."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from celery import Celery
+
+from labkit.errors import SetupError
+from labkit.processes import ManagedProcess, ProcessRegistry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CELERY = [sys.executable, "-m", "celery", "-A", "app.celery_app"]
+
+
+@dataclass
+class Worker:
+    """One worker process tree: the main process and its pool children."""
+
+    name: str
+    hostname: str
+    process: ManagedProcess
+    registry: ProcessRegistry
+    app: Celery
+    ready_s: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pool_pids(self) -> list[int]:
+        return sorted(p.pid for p in self.process.descendants())
+
+    def wait_ready(self, timeout: float = 15.0) -> float:
+        """Ready means it answers a control ping: its consumer is up, not just its process."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if not self.process.alive():
+                raise SetupError(f"worker {self.hostname} exited with code "
+                                 f"{self.process.popen.returncode}: {self.process.log_tail(3)}")
+            if self.app.control.ping(destination=[self.hostname], timeout=0.2):
+                return time.monotonic() - started
+        raise SetupError(f"worker {self.hostname} did not answer a ping within {timeout:.0f} s: "
+                         f"{self.process.log_tail(3)}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Warm shutdown (SIGTERM): finish what runs, then exit; SIGKILL if it overruns."""
+        self.registry.reap(self.process, term=signal.SIGTERM, grace=timeout)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the main process only, as a crash or an OOM kill would."""
+        self.process.signal(sig)
+
+    def kill_pool_child(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
+        pids = self.pool_pids()
+        if not pids:
+            raise RuntimeError(f"worker {self.hostname} has no pool child")
+        pid = pids[index % len(pids)]
+        os.kill(pid, sig)
+        return pid
+
+    def wait_exit(self, timeout: float = 10.0) -> int | None:
+        try:
+            return self.process.popen.wait(timeout=timeout)
+        except Exception:
+            return None
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for p in [psutil.Process(self.pid), *self.process.descendants()]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+
+def worker_argv(
+    hostname: str,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    queues: Sequence[str] | None = None,
+    prefetch: int | None = None,
+    loglevel: str = "INFO",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    argv = [*CELERY, "worker", "-n", hostname, "-P", pool, "-c", str(concurrency),
+            "-l", loglevel, "--without-mingle", "--without-gossip", "-E"]
+    if queues:
+        argv += ["-Q", ",".join(queues)]
+    if prefetch is not None:
+        argv += ["--prefetch-multiplier", str(prefetch)]
+    return argv + list(extra)
+
+
+@dataclass
+class Beat:
+    """A ``celery beat`` process with its schedule state file in the run's temp dir."""
+
+    process: ManagedProcess
+    registry: ProcessRegistry
+    schedule_file: Path
+    ready_s: float | None = None
+
+    def wait_ready(self, timeout: float = 10.0) -> float:
+        """Beat has no ping: ready when it logs that its scheduler loop started."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if not self.process.alive():
+                raise SetupError(f"beat exited with code {self.process.popen.returncode}: "
+                                 f"{self.process.log_tail(3)}")
+            if "beat: Starting..." in self.process.log_path.read_text(errors="replace"):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise SetupError(f"beat did not start within {timeout:.0f} s: {self.process.log_tail(3)}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.registry.reap(self.process, term=signal.SIGTERM, grace=timeout)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.process.signal(sig)
+
+
+def beat_argv(schedule_file: Path, loglevel: str = "INFO", max_interval: float = 1.0) -> list[str]:
+    return [*CELERY, "beat", "-l", loglevel, "-s", str(schedule_file),
+            "--max-interval", str(max_interval), "--pidfile", ""]

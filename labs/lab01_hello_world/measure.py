@@ -1,0 +1,185 @@
+"""Lab 01's measurements. Each takes the session, sends real tasks, and returns plain rows."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from celery.result import AsyncResult, ResultSet
+
+from labkit.broker import Broker
+from labkit.redis_state import lpush_calls, queue_length, queued_messages
+from labkit.sampler import Sampler
+from labkit.session import LabSession
+from labs.lab01_hello_world.tasks import add
+
+EVENT_STAMPS = {"task-sent": "sent", "task-received": "received", "task-started": "started",
+                "task-succeeded": "succeeded"}
+
+
+def _stamps(session: LabSession, task_id: str) -> dict[str, Any]:
+    events = session.events.by_task().get(task_id, {})
+    row = {name: events[etype]["timestamp"] if etype in events else None
+           for etype, name in EVENT_STAMPS.items()}
+    received = events.get("task-received", {})
+    row["hostname"] = received.get("hostname")
+    row["eta"] = received.get("eta")
+    return row
+
+
+def _stored_at(result: AsyncResult) -> float | None:
+    """When the pool process stored the result (the backend's ``date_done``)."""
+    done = result.date_done
+    if done is None:
+        return None
+    return done.timestamp() if hasattr(done, "timestamp") else None
+
+
+def four_ways(session: LabSession, countdown: float, timeout: float) -> list[dict[str, Any]]:
+    """delay, apply_async, send_task and apply: who runs the task, and what reaches Redis."""
+    ways = [
+        ("delay", (2, 2), lambda: add.delay(2, 2)),
+        ("apply_async", (3, 4), lambda: add.apply_async((3, 4), countdown=countdown,
+                                                        expires=countdown + timeout)),
+        ("send_task", (5, 6), lambda: session.app.send_task("lab01.add", args=(5, 6))),
+        ("apply", (7, 8), lambda: add.apply((7, 8))),
+    ]
+    rows, results = [], []
+    for way, args, submit in ways:
+        before = lpush_calls(session.broker)
+        t_submit = time.time()
+        result = submit()
+        enqueued = lpush_calls(session.broker) - before
+        rows.append({"way": way, "id": result.id, "args": list(args), "submit": t_submit,
+                     "result_type": type(result).__name__, "messages_enqueued": enqueued})
+        results.append(result)
+    # A task sent after apply(): once it has finished, the worker has seen everything before it.
+    marker = add.delay(0, 0)
+    for row, result in zip(rows, results, strict=True):
+        row["value"] = result.get(timeout=timeout)
+        row["seen"] = time.time()
+    marker.get(timeout=timeout)
+    ids = {r["id"] for r in rows if r["way"] != "apply"} | {marker.id}
+    missing = session.events.wait_for_tasks(ids, "task-succeeded", timeout)
+    if missing:
+        raise TimeoutError(f"no task-succeeded event within {timeout} s for {sorted(missing)}")
+    for row in rows:
+        row.update(_stamps(session, row["id"]))
+        row["worker_events"] = sum(1 for e in session.events.snapshot()
+                                   if e.get("uuid") == row["id"] and e["type"] != "task-sent")
+    return rows
+
+
+def sequential(session: LabSession, n: int, timeout: float) -> list[dict[str, Any]]:
+    """One task at a time, each waited for: latency without any queueing."""
+    rows, results = [], []
+    for i in range(n):
+        t_submit = time.time()
+        result = add.delay(i, i)
+        value = result.get(timeout=timeout)
+        rows.append({"i": i, "id": result.id, "submit": t_submit, "seen": time.time(),
+                     "value": value, "expected": 2 * i})
+        results.append(result)
+    _join_events(session, rows, timeout)
+    for row, result in zip(rows, results, strict=True):
+        row["stored"] = _stored_at(result)
+    return rows
+
+
+def batch(session: LabSession, n: int, timeout: float) -> list[dict[str, Any]]:
+    """``n`` tasks sent as fast as the client can: throughput, and the queue it builds."""
+    submits, results = [], []
+    for i in range(n):
+        submits.append(time.time())
+        results.append(add.delay(i, 1))
+    values = ResultSet(results).join_native(timeout=timeout, propagate=False)
+    seen = time.time()
+    rows = [{"i": i, "id": r.id, "submit": t, "value": v, "expected": i + 1, "seen_all": seen}
+            for i, (r, t, v) in enumerate(zip(results, submits, values, strict=True))]
+    _join_events(session, rows, timeout)
+    return rows
+
+
+def _join_events(session: LabSession, rows: list[dict[str, Any]], timeout: float) -> None:
+    missing = session.events.wait_for_tasks({r["id"] for r in rows}, "task-succeeded", timeout)
+    if missing:
+        raise TimeoutError(f"{len(missing)} tasks had no task-succeeded event within {timeout} s")
+    by_task = session.events.by_task()
+    for row in rows:
+        events = by_task.get(row["id"], {})
+        for etype, name in EVENT_STAMPS.items():
+            row[name] = events[etype]["timestamp"] if etype in events else None
+        row["succeeded_events"] = session.events.count(row["id"], "task-succeeded")
+
+
+def _echo(url: str, ping: str, pong: str, rounds: int, timeout: float) -> None:
+    """The other side of the ping-pong, in its own process as a worker would be."""
+    import redis
+
+    with redis.Redis.from_url(url) as r:
+        for _ in range(rounds):
+            item = r.brpop([ping], timeout=timeout)
+            if item is None:
+                return
+            r.lpush(pong, item[1])
+
+
+def redis_pingpong(broker: Broker, rounds: int, timeout: float) -> list[dict[str, Any]]:
+    """The ceiling: LPUSH then BRPOP between two processes on the same server, no Celery."""
+    ping, pong = broker.key("lab01:ping"), broker.key("lab01:pong")
+    echo = multiprocessing.get_context("spawn").Process(
+        target=_echo, args=(broker.url, ping, pong, rounds, timeout), daemon=True)
+    echo.start()
+    rows = []
+    try:
+        with broker.client() as r:
+            try:
+                for i in range(rounds):
+                    t0 = time.perf_counter()
+                    r.lpush(ping, i)
+                    reply = r.brpop([pong], timeout=timeout)
+                    if reply is None:
+                        raise TimeoutError(f"raw Redis ping-pong stalled at round {i}")
+                    rows.append({"i": i, "rtt": time.perf_counter() - t0})
+            finally:
+                r.delete(ping, pong)
+    finally:
+        echo.join(timeout)
+        if echo.is_alive():
+            echo.kill()
+            echo.join(5)
+    return rows
+
+
+def queued_while_no_worker(session: LabSession, worker, k: int, idle: float,
+                           timeout: float) -> dict[str, Any]:
+    """Stop the worker, send ``k`` tasks, read them raw in Redis, then let a new worker drain."""
+    broker = session.broker
+    marks: dict[str, float] = {}
+    with Sampler(lambda: queue_length(broker), interval=0.02) as sampler:
+        worker.stop()
+        marks["worker stopped"] = time.time()
+        sent = [add.delay(i, 10 * i) for i in range(k)]
+        marks["tasks sent"] = time.time()
+        time.sleep(idle)
+        waiting = queue_length(broker)
+        messages = queued_messages(broker)
+        marks["worker starting"] = time.time()
+        session.start_worker("w2", concurrency=1)
+        marks["worker ready"] = time.time()
+        values = [r.get(timeout=timeout) for r in sent]
+        marks["results seen"] = time.time()
+        deadline = time.monotonic() + timeout
+        while queue_length(broker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # a few more samples of the empty queue
+    return {
+        "sent": [{"id": r.id, "args": [i, 10 * i]} for i, r in enumerate(sent)],
+        "waiting_before_worker": waiting,
+        "messages": messages,
+        "values": values,
+        "queue_after": queue_length(broker),
+        "marks": marks,
+        "samples": [{"t": row["t"], "queue_length": row["value"]} for row in sampler.rows],
+    }

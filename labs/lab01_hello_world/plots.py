@@ -1,0 +1,100 @@
+"""Lab 01's plots, drawn from a run directory's CSV files (a notebook can redraw any run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from labkit.plotting import new_figure
+from labkit.results import read_csv
+
+
+def figures(run_dir: Path) -> dict[str, Figure]:
+    run_dir = Path(run_dir)
+    return {
+        "latency_hist.png": latency_histogram(run_dir),
+        "phases.png": phase_breakdown(run_dir),
+        "batch_timeline.png": batch_timeline(run_dir),
+        "queue_length.png": queue_timeline(run_dir),
+    }
+
+
+def latency_histogram(run_dir: Path) -> Figure:
+    seq = read_csv(run_dir / "sequential.csv")
+    raw = read_csv(run_dir / "raw_redis.csv")
+    celery_ms = np.array([(r["seen"] - r["submit"]) * 1000 for r in seq])
+    raw_ms = np.array([r["rtt"] * 1000 for r in raw])
+    fig, (ax1, ax2) = new_figure(11, 4, ncols=2)
+    for ax, data, title in ((ax1, celery_ms, "Celery round trip: delay() -> result.get()"),
+                            (ax2, raw_ms, "raw Redis round trip: LPUSH -> BRPOP")):
+        ax.hist(data, bins=40, color="tab:blue" if ax is ax1 else "tab:gray")
+        for q, style in ((50, "-"), (99, "--")):
+            v = np.percentile(data, q)
+            ax.axvline(v, color="tab:red", linestyle=style, label=f"p{q} = {v:.3f} ms")
+        ax.set_title(title)
+        ax.set_xlabel("milliseconds")
+        ax.set_ylabel("tasks" if ax is ax1 else "round trips")
+        ax.legend()
+    ratio = np.median(celery_ms) / np.median(raw_ms)
+    fig.suptitle(f"{len(celery_ms)} sequential tasks: p50 is {ratio:.0f}x a raw Redis round trip")
+    return fig
+
+
+PHASES = [
+    ("submit -> received", "submit", "received"),
+    ("received -> started", "received", "started"),
+    ("started -> succeeded", "started", "succeeded"),
+    ("succeeded -> seen", "succeeded", "seen"),
+    ("stored -> seen", "stored", "seen"),
+]
+
+
+def phase_breakdown(run_dir: Path) -> Figure:
+    seq = read_csv(run_dir / "sequential.csv")
+    data = [[(r[b] - r[a]) * 1000 for r in seq if r[a] is not None and r[b] is not None]
+            for _, a, b in PHASES]
+    fig, (ax,) = new_figure(9, 4.5)
+    ax.boxplot(data, vert=False, tick_labels=[name for name, *_ in PHASES], showfliers=True)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds (one clock: time.time() on this host)")
+    ax.set_title("Where a round trip goes (events stamped by the worker's main process; "
+                 "'stored' is the result's date_done)", fontsize=9)
+    return fig
+
+
+def batch_timeline(run_dir: Path) -> Figure:
+    rows = read_csv(run_dir / "batch.csv")
+    t0 = min(r["submit"] for r in rows)
+    index = np.array([r["i"] for r in rows])
+    fig, (ax,) = new_figure(9, 5)
+    for key, colour in (("submit", "tab:gray"), ("received", "tab:blue"),
+                        ("started", "tab:orange"), ("succeeded", "tab:green")):
+        ax.scatter([r[key] - t0 for r in rows], index, s=2, color=colour, label=key)
+    end = max(r["succeeded"] for r in rows) - t0
+    ax.set_xlabel("seconds since the first submit")
+    ax.set_ylabel("task (in submit order)")
+    ax.set_title(f"{len(rows)} tasks at once: done in {end:.2f} s = {len(rows) / end:.0f} tasks/s")
+    ax.legend(markerscale=5)
+    return fig
+
+
+def queue_timeline(run_dir: Path) -> Figure:
+    samples = read_csv(run_dir / "queue_length.csv")
+    marks = read_csv(run_dir / "queue_marks.csv")
+    messages = json.loads((run_dir / "queued_messages.json").read_text())
+    t0 = samples[0]["t"]
+    fig, (ax,) = new_figure(9, 4)
+    ax.step([s["t"] - t0 for s in samples], [s["queue_length"] for s in samples], where="post")
+    top = max(s["queue_length"] for s in samples) or 1
+    for n, mark in enumerate(marks):
+        ax.axvline(mark["t"] - t0, color="tab:gray", linestyle=":")
+        ax.annotate(mark["event"], (mark["t"] - t0, top * (0.9 - 0.15 * n)), fontsize=8,
+                    xytext=(3, 0), textcoords="offset points")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("messages in the 'celery' list")
+    ax.set_title(f"{len(messages)} messages wait in Redis until a worker exists, then drain")
+    return fig
