@@ -22,7 +22,7 @@ from labkit.broker import Broker, connect_external, start_embedded
 from labkit.events import EventRecorder
 from labkit.lab import Lab
 from labkit.params import Params
-from labkit.processes import ProcessRegistry
+from labkit.processes import ManagedProcess, ProcessRegistry
 from labkit.results import Finding, write_csv
 from labkit.workers import REPO_ROOT, Beat, Worker, beat_argv, worker_argv
 
@@ -110,6 +110,11 @@ class LabSession:
                 self.broker, run_settings.merge(self.settings, extra)))
         env["PYTHONUNBUFFERED"] = "1"
         return env
+
+    def spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        """Any other child process of the run (owned, logged, reaped like the rest)."""
+        return self.registry.spawn(name, argv, env=self.process_env(),
+                                   log_path=self.logs_dir / f"{name}.log", cwd=REPO_ROOT)
 
     def start_worker(self, name: str = "w1", *, ready_timeout: float = 20.0,
                      settings: dict[str, Any] | None = None, **options: Any) -> Worker:

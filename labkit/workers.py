@@ -128,6 +128,6 @@ class Beat:
         self.process.signal(sig)
 
 
-def beat_argv(schedule_file: Path, loglevel: str = "INFO", max_interval: float = 1.0) -> list[str]:
+def beat_argv(schedule_file: Path, loglevel: str = "INFO", max_interval: int = 1) -> list[str]:
     return [*CELERY, "beat", "-l", loglevel, "-s", str(schedule_file),
             "--max-interval", str(max_interval), "--pidfile", ""]

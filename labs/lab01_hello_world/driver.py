@@ -49,7 +49,7 @@ def measure_lab(s: LabSession) -> None:
     burst = measure.batch(s, p.batch, p.timeout)
     s.write_csv("batch.csv", burst)
     s.step(f"{p.raw_rounds} raw LPUSH/BRPOP round trips")
-    raw = measure.redis_pingpong(s.broker, p.raw_rounds, p.timeout)
+    raw = measure.redis_pingpong(s, p.raw_rounds, p.timeout)
     s.write_csv("raw_redis.csv", raw)
     check_latency(s, seq, burst, raw)
 

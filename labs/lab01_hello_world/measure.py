@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import sys
 import time
 from typing import Any
 
 from celery.result import AsyncResult, ResultSet
 
-from labkit.broker import Broker
 from labkit.redis_state import lpush_calls, queue_length, queued_messages
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -113,42 +112,27 @@ def _join_events(session: LabSession, rows: list[dict[str, Any]], timeout: float
         row["succeeded_events"] = session.events.count(row["id"], "task-succeeded")
 
 
-def _echo(url: str, ping: str, pong: str, rounds: int, timeout: float) -> None:
-    """The other side of the ping-pong, in its own process as a worker would be."""
-    import redis
-
-    with redis.Redis.from_url(url) as r:
-        for _ in range(rounds):
-            item = r.brpop([ping], timeout=timeout)
-            if item is None:
-                return
-            r.lpush(pong, item[1])
-
-
-def redis_pingpong(broker: Broker, rounds: int, timeout: float) -> list[dict[str, Any]]:
+def redis_pingpong(session: LabSession, rounds: int, timeout: float) -> list[dict[str, Any]]:
     """The ceiling: LPUSH then BRPOP between two processes on the same server, no Celery."""
+    broker = session.broker
     ping, pong = broker.key("lab01:ping"), broker.key("lab01:pong")
-    echo = multiprocessing.get_context("spawn").Process(
-        target=_echo, args=(broker.url, ping, pong, rounds, timeout), daemon=True)
-    echo.start()
+    echo = session.spawn("redis-echo", [sys.executable, "-m", "labs.lab01_hello_world.echo",
+                                        broker.url, ping, pong, str(rounds + 1), str(timeout)])
     rows = []
     try:
         with broker.client() as r:
             try:
-                for i in range(rounds):
+                for i in range(-1, rounds):  # round -1 waits for the echo process to start
                     t0 = time.perf_counter()
                     r.lpush(ping, i)
-                    reply = r.brpop([pong], timeout=timeout)
-                    if reply is None:
+                    if r.brpop([pong], timeout=timeout) is None:
                         raise TimeoutError(f"raw Redis ping-pong stalled at round {i}")
-                    rows.append({"i": i, "rtt": time.perf_counter() - t0})
+                    if i >= 0:
+                        rows.append({"i": i, "rtt": time.perf_counter() - t0})
             finally:
                 r.delete(ping, pong)
     finally:
-        echo.join(timeout)
-        if echo.is_alive():
-            echo.kill()
-            echo.join(5)
+        session.registry.reap(echo, grace=timeout)
     return rows
 
 

@@ -1,0 +1,90 @@
+"""Lab 01 end to end on real processes: what it measures, and that it says so truthfully."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from labkit.broker import start_embedded
+from labkit.processes import ProcessRegistry
+from tests.conftest import REPO, cli_env
+
+EXPECTED_FINDINGS = {
+    "apply_runs_in_the_caller", "one_message_per_submission", "countdown_is_held_by_the_worker",
+    "task_ids_are_unique", "every_task_ran_once_with_the_right_result", "causal_order_of_timestamps",
+    "celery_costs_more_than_raw_redis", "queued_body_decodes_to_the_args",
+    "messages_wait_for_a_worker",
+}
+
+
+def _run_lab(results, *extra):
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "run", "01", "--quick", *extra],
+        capture_output=True, text=True, timeout=240, cwd=REPO, env=cli_env(results))
+    latest = results / "01_hello_world" / "latest"
+    result = json.loads((latest / "result.json").read_text()) if latest.exists() else None
+    return proc, result
+
+
+@pytest.fixture(scope="module")
+def lab01(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    return _run_lab(results, "--param", "sequential=30", "--param", "batch=200",
+                    "--param", "countdown=0.4")
+
+
+def test_every_finding_holds_and_the_exit_code_says_so(lab01):
+    proc, result = lab01
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    findings = {f["id"]: f for f in result["findings"]}
+    assert set(findings) == EXPECTED_FINDINGS
+    assert all(f["holds"] for f in findings.values()), [f for f in findings.values() if not f["holds"]]
+
+
+def test_result_records_versions_params_and_plots(lab01):
+    _, result = lab01
+    for name in ("python", "celery", "kombu", "redis-py", "redis-server"):
+        assert result["versions"][name]
+    assert result["versions"]["celery"].startswith("5.7")
+    assert result["params"]["sequential"] == 30 and result["params"]["countdown"] == 0.4
+    assert result["broker"]["embedded"] is True
+    plots = {"latency_hist.png", "phases.png", "batch_timeline.png", "queue_length.png"}
+    assert plots <= set(result["files"])
+
+
+def test_measured_values_are_the_behaviour_not_just_a_verdict(lab01):
+    _, result = lab01
+    findings = {f["id"]: f for f in result["findings"]}
+    assert findings["apply_runs_in_the_caller"]["measured"]["messages_enqueued"] == 0
+    assert all(v["messages"] == 1 for v in findings["one_message_per_submission"]["measured"].values())
+    countdown = result["measurements"]["countdown"]
+    assert countdown["received_after_s"] < 0.4 <= countdown["started_after_s"]
+    body = findings["queued_body_decodes_to_the_args"]["measured"]["first_body"]
+    assert body[0] == [0, 0] and body[1] == {}
+    m = result["measurements"]
+    assert m["latency_s"]["n"] == 30 and m["latency_s"]["p50"] <= m["latency_s"]["p99"]
+    assert m["throughput_tasks_per_s"] > 0 and m["celery_to_raw_redis_ratio"] > 1
+
+
+def test_external_redis_keeps_other_keys_and_is_left_clean(tmp_path):
+    registry = ProcessRegistry()
+    external = start_embedded(registry, tmp_path / "external")  # stands in for a shared Redis
+    try:
+        with external.client() as r:
+            r.set("someone:else", "keep me")
+            r.lpush("celery", "a message that is not ours")
+            before = set(r.keys("*"))
+        proc, result = _run_lab(tmp_path / "results", "--broker", external.url,
+                                "--param", "sequential=10", "--param", "batch=50")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        prefix = result["broker"]["key_prefix"]
+        assert prefix.startswith("celerylab:") and result["broker"]["embedded"] is False
+        with external.client() as r:
+            assert set(r.keys("*")) == before  # the run deleted its keys and only its keys
+            assert r.get("someone:else") == b"keep me"
+            assert r.lrange("celery", 0, -1) == [b"a message that is not ours"]
+    finally:
+        registry.reap_all()
