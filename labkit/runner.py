@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit import lab as lab_registry
 from labkit.broker import EXTERNAL_BROKER_ENV
+from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import resolve as resolve_params
 from labkit.results import (
@@ -60,6 +61,8 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
     with LabSession(lab, values, run_dir, broker_url=broker, progress=progress) as session:
         try:
             lab.measure(session)
+        except SetupError:
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             session.step(f"the lab crashed: {error}")

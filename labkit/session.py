@@ -152,7 +152,8 @@ class LabSession:
     def check(self, id: str, claim: str, measured: Any, expected: str, holds: bool) -> Finding:
         finding = Finding(id, claim, measured, expected, bool(holds))
         self.findings.append(finding)
-        self.step(finding.line())
+        self.step(f"finding {id}: {'holds' if finding.holds else 'DOES NOT HOLD'} "
+                  f"(measured {measured})")
         return finding
 
     def measure(self, **values: Any) -> None:

@@ -101,3 +101,11 @@ def test_ctrl_c_stops_the_run_and_every_process_it_started(tmp_path):
     assert "interrupted" in err
     _gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, [p.pid for p in alive]
+
+
+def test_doctor_finds_redis_and_round_trips_a_task(tmp_path):
+    proc = _run(["doctor"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "redis-server: " in proc.stdout
+    assert "round trip: lab01.add(2, 2) = 4" in proc.stdout
+    assert "celery: 5.7" in proc.stdout
