@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,19 @@ from labkit.processes import ManagedProcess, ProcessRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CELERY = [sys.executable, "-m", "celery", "-A", "app.celery_app"]
+
+
+def wait_until_ready(proc: ManagedProcess, ready: Callable[[], bool], timeout: float,
+                     what: str, action: str) -> float:
+    """Seconds until ``ready()``; a setup error, with the log's tail, if the process dies or
+    the timeout passes first."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not proc.alive():
+            raise SetupError(f"{what} exited with code {proc.popen.returncode}: {proc.log_tail(3)}")
+        if ready():
+            return time.monotonic() - started
+    raise SetupError(f"{what} did not {action} within {timeout:.0f} s: {proc.log_tail(3)}")
 
 
 @dataclass
@@ -41,15 +54,9 @@ class Worker:
 
     def wait_ready(self, timeout: float = 15.0) -> float:
         """Ready means it answers a control ping: its consumer is up, not just its process."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if not self.process.alive():
-                raise SetupError(f"worker {self.hostname} exited with code "
-                                 f"{self.process.popen.returncode}: {self.process.log_tail(3)}")
-            if self.app.control.ping(destination=[self.hostname], timeout=0.2):
-                return time.monotonic() - started
-        raise SetupError(f"worker {self.hostname} did not answer a ping within {timeout:.0f} s: "
-                         f"{self.process.log_tail(3)}")
+        return wait_until_ready(
+            self.process, lambda: bool(self.app.control.ping(destination=[self.hostname], timeout=0.2)),
+            timeout, f"worker {self.hostname}", "answer a ping")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Warm shutdown (SIGTERM): finish what runs, then exit; SIGKILL if it overruns."""
@@ -111,15 +118,13 @@ class Beat:
 
     def wait_ready(self, timeout: float = 10.0) -> float:
         """Beat has no ping: ready when it logs that its scheduler loop started."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if not self.process.alive():
-                raise SetupError(f"beat exited with code {self.process.popen.returncode}: "
-                                 f"{self.process.log_tail(3)}")
+        def started() -> bool:
             if "beat: Starting..." in self.process.log_path.read_text(errors="replace"):
-                return time.monotonic() - started
+                return True
             time.sleep(0.05)
-        raise SetupError(f"beat did not start within {timeout:.0f} s: {self.process.log_tail(3)}")
+            return False
+
+        return wait_until_ready(self.process, started, timeout, "beat", "start")
 
     def stop(self, timeout: float = 5.0) -> None:
         self.registry.reap(self.process, term=signal.SIGTERM, grace=timeout)
