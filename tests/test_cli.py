@@ -109,3 +109,17 @@ def test_doctor_finds_redis_and_round_trips_a_task(tmp_path):
     assert "redis-server: " in proc.stdout
     assert "round trip: lab01.add(2, 2) = 4" in proc.stdout
     assert "celery: 5.7" in proc.stdout
+
+
+def test_run_all_ends_with_a_summary_and_a_report_linking_every_plot(tmp_path):
+    proc = _run(["run", "all", "--quick"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = proc.stdout[proc.stdout.index("lab "):]
+    for lab_dir in sorted(p for p in (REPO / "labs").glob("lab[0-9][0-9]_*") if p.is_dir()):
+        lab_id = lab_dir.name[len("lab"):]
+        row = next(line for line in table.splitlines() if line.startswith(lab_id))
+        held, total = row.split()[-1].split("/")
+        assert held == total and int(total) > 0
+    report = (tmp_path / "REPORT.md").read_text()
+    links = [line[line.index("(") + 1:-1] for line in report.splitlines() if line.startswith("![")]
+    assert links and all((tmp_path / link).exists() for link in links)

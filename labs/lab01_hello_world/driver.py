@@ -179,7 +179,7 @@ LAB = Lab(
     title="Hello world: four ways to submit add(x, y), and what one round trip costs",
     measure=measure_lab,
     params=PARAMS,
-    wall_time="default about 25 s, --quick about 12 s",
+    wall_time="default about 20 s, --quick about 7 s",
 )
 
 
