@@ -7,8 +7,8 @@ app in workers and to the lab kit's client app in a driver (see ``create_app``).
 from __future__ import annotations
 
 import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
 
@@ -26,17 +26,15 @@ def lab_task_modules() -> list[str]:
     )
 
 
-def create_app(overrides: dict[str, Any] | None = None, *, set_as_current: bool = True) -> Celery:
-    """Build the lab app from the environment, then ``overrides``.
+def create_app(environ: Mapping[str, str] | None = None) -> Celery:
+    """Build the lab app from ``environ`` (default: this process's environment).
 
-    Workers use the module-level ``app`` below; a driver builds its own client with the same
-    settings it hands its workers, so one process can run several labs against several
-    brokers one after another.
+    Workers use the module-level ``app`` below; a driver builds its client from the very
+    variables it hands its workers, so the two cannot disagree, and one process can run
+    several labs against several brokers one after another.
     """
-    celery = Celery("celery_lab", include=lab_task_modules(), set_as_current=set_as_current)
-    settings = settings_from_env()
-    settings.update(overrides or {})
-    celery.conf.update(settings)
+    celery = Celery("celery_lab", include=lab_task_modules())
+    celery.conf.update(settings_from_env(environ))
     return celery
 
 

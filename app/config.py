@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 BROKER_ENV = "CELERY_BROKER_URL"
@@ -45,7 +46,7 @@ BASE_SETTINGS: dict[str, Any] = {
 }
 
 
-def settings_from_env(environ: os._Environ | dict[str, str] | None = None) -> dict[str, Any]:
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The full settings for a process started with ``environ``."""
     env = os.environ if environ is None else environ
     broker = env.get(BROKER_ENV) or DEFAULT_BROKER_URL

@@ -77,8 +77,7 @@ class LabSession:
         from celery import _state
 
         self._previous_app = _state.default_app
-        self.app = create_app({**self.settings, "broker_url": self.broker.url,
-                               "result_backend": self.broker.url})
+        self.app = create_app(self.env)
         self.app.set_default()
         self.events = EventRecorder(self.app)
         ready = self.events.start()
