@@ -33,9 +33,15 @@ def _convert(name: str, raw: str, like: Any) -> Any:
         if isinstance(like, float):
             return float(raw)
         if isinstance(like, (list, tuple)):
-            return [item.strip() for item in raw.split(",") if item.strip()]
+            kind = type(like[0]) if like else str
+            items = [kind(item.strip()) for item in raw.split(",") if item.strip()]
+            if not items:
+                raise ValueError
+            return items
     except ValueError:
-        raise SetupError(f"bad param {name}={raw!r}: expected {type(like).__name__}") from None
+        expected = (f"comma-separated {type(like[0]).__name__}s" if isinstance(like, (list, tuple)) and like
+                    else type(like).__name__)
+        raise SetupError(f"bad param {name}={raw!r}: expected {expected}") from None
     return raw
 
 
@@ -58,12 +64,13 @@ def resolve(spec: dict[str, Param], overrides: list[str] | dict[str, Any], quick
         like = spec[name].default
         values[name] = _convert(name, raw, like) if isinstance(raw, str) else raw
     for name, p in spec.items():
-        v = values[name]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if p.min is not None and v < p.min:
-                raise SetupError(f"bad param {name}={v}: must be >= {p.min}")
-            if p.max is not None and v > p.max:
-                raise SetupError(f"bad param {name}={v}: must be <= {p.max}")
+        value = values[name]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if p.min is not None and v < p.min:
+                    raise SetupError(f"bad param {name}={v}: must be >= {p.min}")
+                if p.max is not None and v > p.max:
+                    raise SetupError(f"bad param {name}={v}: must be <= {p.max}")
     return values
 
 

@@ -31,14 +31,23 @@ def snapshot(broker: Broker, queues: tuple[str, ...] = ("celery",)) -> dict[str,
             for key in r.scan_iter(match=f"{broker.prefix}_kombu.binding.*")
             if r.type(key) == b"set"
         }
-        unacked_count = r.hlen(broker.key("unacked"))
+        unacked = r.hgetall(broker.key("unacked"))
     return {
         "t": time.time(),
         "queues": {q: queue_length(broker, q) for q in queues},
-        "unacked": unacked_count,
+        "unacked": len(unacked),
+        "unacked_messages": {tag.decode(): _unacked_summary(raw) for tag, raw in unacked.items()},
         "unacked_index": {tag.decode(): score for tag, score in unacked_index},
         "bindings": bindings,
     }
+
+
+def _unacked_summary(raw: bytes) -> dict[str, Any]:
+    """kombu keeps ``[message, exchange, routing_key]`` per delivery tag in the ``unacked`` hash."""
+    message, exchange, routing_key = json.loads(raw)
+    headers = message.get("headers") or {}
+    return {"id": headers.get("id"), "task": headers.get("task"), "retries": headers.get("retries"),
+            "eta": headers.get("eta"), "exchange": exchange, "routing_key": routing_key}
 
 
 def lpush_calls(broker: Broker) -> int:

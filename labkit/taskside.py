@@ -1,0 +1,68 @@
+"""What a task uses, inside a worker, to leave evidence: counters and records in the run's Redis.
+
+Executions are counted by the task itself (an atomic INCR keyed by task id), never by parsing
+logs. Keys carry the run's prefix on an external Redis, so the run's cleanup removes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Task
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+
+
+def _prefix(task: Task) -> str:
+    options = task.app.conf.broker_transport_options or {}
+    return options.get("global_keyprefix", "")
+
+
+def store(task: Task) -> tuple[redis.Redis, str]:
+    """The run's Redis (the broker) and the run's key prefix, from the task's own app."""
+    return _client(task.app.conf.broker_url), _prefix(task)
+
+
+def count_execution(task: Task, name: str) -> int:
+    """Atomically count one more execution of this task id; returns the new count."""
+    client, prefix = store(task)
+    return int(client.hincrby(f"{prefix}{name}", task.request.id, 1))
+
+
+def record_attempt(task: Task, name: str, **extra: Any) -> dict[str, Any]:
+    """Append what this execution saw (its request, its process, the time) to a Redis list."""
+    request = task.request
+    row = {
+        "id": request.id,
+        "task": task.name,
+        "retries": request.retries,
+        "delivery_tag": (request.properties or {}).get("delivery_tag"),
+        "redelivered": (request.delivery_info or {}).get("redelivered"),
+        "eta": request.eta,
+        "hostname": request.hostname,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "t": time.time(),
+        **extra,
+    }
+    client, prefix = store(task)
+    client.rpush(f"{prefix}{name}", json.dumps(row, default=str))
+    return row
+
+
+def read_records(client: redis.Redis, key: str) -> list[dict[str, Any]]:
+    """The driver's side: every record a task appended, in order."""
+    return [json.loads(raw) for raw in client.lrange(key, 0, -1)]
+
+
+def read_counts(client: redis.Redis, key: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in client.hgetall(key).items()}

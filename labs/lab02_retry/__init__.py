@@ -1,0 +1,1 @@
+"""Lab 02: retry, the ETA message and unacked_index."""

@@ -1,0 +1,59 @@
+"""Lab 02 end to end: retries, unacked_index, backoff and the visibility-timeout trap,
+with parameters other than the defaults so the findings are shown to follow Celery, not them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff_tasks=12",
+          "backoff_retries=2", "retry_backoff_max=1", "visibility_timeout=0.6",
+          "ratios=0.4,2.5", "trap_tasks=3"]
+
+
+@pytest.fixture(scope="module")
+def lab02(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = [a for p in PARAMS for a in ("--param", p)]
+    proc = subprocess.run([sys.executable, "-m", "labs.lab02_retry.driver", "--quick", *args],
+                          capture_output=True, text=True, timeout=240, cwd=REPO,
+                          env=cli_env(results))
+    latest = results / "02_retry" / "latest" / "result.json"
+    return proc, json.loads(latest.read_text()) if latest.exists() else None
+
+
+def test_every_finding_holds(lab02):
+    proc, result = lab02
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    ids = {f["id"] for f in result["findings"]}
+    assert {"retry_is_a_new_message_for_the_same_task", "retry_message_is_received_at_once_and_held",
+            "retry_does_not_hold_a_pool_slot", "sleeping_inside_the_task_holds_the_slot",
+            "exhausted_retries_fail_with_the_tasks_exception",
+            "unacked_index_score_is_the_delivery_time",
+            "backoff_follows_min_max_factor_2_to_the_retries",
+            "full_jitter_draws_a_whole_number_of_seconds_in_0_to_cap",
+            "visibility_ratio0_runs_once", "visibility_ratio1_runs_again",
+            "visibility_fix_runs_once"} == ids
+    assert all(f["holds"] for f in result["findings"])
+
+
+def test_measured_behaviour(lab02):
+    _, result = lab02
+    f = {x["id"]: x["measured"] for x in result["findings"]}
+    assert f["retry_is_a_new_message_for_the_same_task"]["retries"] == [0, 1]
+    assert f["exhausted_retries_fail_with_the_tasks_exception"]["True"]["attempts"] == 2
+    for row in f["unacked_index_score_is_the_delivery_time"]:
+        assert abs(row["score_minus_received_s"]) < 0.2 and row["eta_minus_score_s"] > 0.4
+    # the cap of 1 s flattens the backoff: every plain retry drew exactly 1 s
+    assert f["backoff_follows_min_max_factor_2_to_the_retries"]["drawn_by_k"] == {"0": [1], "1": [1]}
+    assert all(c >= 2 for c in f["visibility_ratio1_runs_again"]["executions_per_task"])
+    assert f["visibility_ratio1_runs_again"]["redelivered_runs"] > 0
+    assert f["visibility_fix_runs_once"]["executions_per_task"] == [1, 1, 1]
+    assert result["celery_settings"]["task_annotations"]["lab02.backoff_plain"]["retry_backoff_max"] == 1
+    plots = {"retry_timeline.png", "unacked_index.png", "backoff.png", "visibility.png"}
+    assert plots <= set(result["files"])
