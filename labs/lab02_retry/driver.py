@@ -277,7 +277,7 @@ LAB = Lab(
     measure=measure_lab,
     params=PARAMS,
     settings=settings,
-    wall_time="default about 40 s, --quick about 25 s",
+    wall_time="default about 30 s, --quick about 22 s",
 )
 
 
