@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import SetupError
 from labkit.params import Param, Params
 
 if TYPE_CHECKING:
+    from labkit.runner import Outcome
     from labkit.session import LabSession
 
 LAB_PACKAGE = re.compile(r"^lab(\d{2})_(\w+)$")
@@ -35,6 +38,21 @@ class Lab:
 
     def celery_settings(self, params: Params) -> dict[str, Any]:
         return self.settings(params) if self.settings else {}
+
+    def run(self, quick: bool = False, params: dict[str, Any] | None = None,
+            broker: str | None = None, results: Path | None = None,
+            progress: bool = True) -> Outcome:
+        """What a notebook calls: the very measurement ``celery-lab run <id>`` makes."""
+        from labkit.runner import run
+
+        return run(self, quick=quick, params=params, broker=broker, results=results,
+                   progress=progress)
+
+    def main(self) -> int:
+        """``python -m labs.<lab>.driver [args]`` is ``celery-lab run <id> [args]``."""
+        from labkit.cli import main
+
+        return main(["run", self.id, *sys.argv[1:]])
 
 
 def lab_packages() -> list[str]:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from matplotlib.figure import Figure
+
+Plotter = Callable[[Path], Figure]
+
+
+def draw_all(plotters: dict[str, Plotter], run_dir: Path | str) -> dict[str, Figure]:
+    """Every figure of a lab, drawn from a run directory (so any past run can be redrawn)."""
+    return {name: plot(Path(run_dir)) for name, plot in plotters.items()}
 
 
 def new_figure(width: float = 8, height: float = 4.5, ncols: int = 1) -> tuple[Figure, list]:

@@ -7,14 +7,11 @@ the notebook calls ``run()`` below, so all three measure the same way.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from labkit.lab import Lab
 from labkit.params import Param
 from labkit.results import write_json
-from labkit.runner import Outcome
-from labkit.runner import run as run_lab
 from labkit.session import LabSession
 from labkit.stats import summary
 from labs.lab01_hello_world import measure, plots
@@ -183,14 +180,8 @@ LAB = Lab(
 )
 
 
-def run(quick: bool = False, params: dict[str, Any] | None = None, broker: str | None = None,
-        results: Path | None = None, progress: bool = True) -> Outcome:
-    """What the notebook calls: the same measurement as ``celery-lab run 01``."""
-    return run_lab(LAB, quick=quick, params=params, broker=broker, results=results,
-                   progress=progress)
-
+# What the notebook calls: the same measurement as ``celery-lab run 01``.
+run = LAB.run
 
 if __name__ == "__main__":
-    from labkit.cli import main
-
-    sys.exit(main(["run", LAB.id, *sys.argv[1:]]))
+    sys.exit(LAB.main())

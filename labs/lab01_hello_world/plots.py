@@ -8,18 +8,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from labkit.plotting import new_figure
+from labkit.plotting import draw_all, new_figure
 from labkit.results import read_csv
 
 
-def figures(run_dir: Path) -> dict[str, Figure]:
-    run_dir = Path(run_dir)
-    return {
-        "latency_hist.png": latency_histogram(run_dir),
-        "phases.png": phase_breakdown(run_dir),
-        "batch_timeline.png": batch_timeline(run_dir),
-        "queue_length.png": queue_timeline(run_dir),
-    }
+def figures(run_dir: Path | str) -> dict[str, Figure]:
+    return draw_all(FIGURES, run_dir)
 
 
 def latency_histogram(run_dir: Path) -> Figure:
@@ -98,3 +92,11 @@ def queue_timeline(run_dir: Path) -> Figure:
     ax.set_ylabel("messages in the 'celery' list")
     ax.set_title(f"{len(messages)} messages wait in Redis until a worker exists, then drain")
     return fig
+
+
+FIGURES = {
+    "latency_hist.png": latency_histogram,
+    "phases.png": phase_breakdown,
+    "batch_timeline.png": batch_timeline,
+    "queue_length.png": queue_timeline,
+}

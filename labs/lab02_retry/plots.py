@@ -7,18 +7,12 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import new_figure
+from labkit.plotting import draw_all, new_figure
 from labkit.results import read_csv
 
 
-def figures(run_dir: Path) -> dict[str, Figure]:
-    run_dir = Path(run_dir)
-    return {
-        "retry_timeline.png": retry_timeline(run_dir),
-        "unacked_index.png": unacked_index(run_dir),
-        "backoff.png": backoff(run_dir),
-        "visibility.png": visibility(run_dir),
-    }
+def figures(run_dir: Path | str) -> dict[str, Figure]:
+    return draw_all(FIGURES, run_dir)
 
 
 def retry_timeline(run_dir: Path) -> Figure:
@@ -122,3 +116,11 @@ def visibility(run_dir: Path) -> Figure:
     ax.set_ylabel("executions per task id (counted by the task)")
     ax.set_title("ETA beyond visibility_timeout: Redis hands the message out again", fontsize=10)
     return fig
+
+
+FIGURES = {
+    "retry_timeline.png": retry_timeline,
+    "unacked_index.png": unacked_index,
+    "backoff.png": backoff,
+    "visibility.png": visibility,
+}
