@@ -12,6 +12,10 @@ imports ``app.celery_app``:
 The lab kit sets these three variables for every process it starts, and applies the same
 values to its own client app, so the driver and its workers can never disagree. By hand,
 ``export`` them in each terminal (``celery-lab env`` prints the lines).
+
+Note that Celery itself reads ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` from the
+environment *in preference to* the app's configuration (``celery/app/utils.py``); this module
+uses the same names so that both readings always agree.
 """
 
 from __future__ import annotations

@@ -40,9 +40,15 @@ def kit_settings(broker: Broker) -> dict[str, Any]:
 
 
 def process_env(broker: Broker, settings: dict[str, Any]) -> dict[str, str]:
-    """The three variables ``app.config`` reads in a worker, beat or Flower process."""
+    """The three variables ``app.config`` reads in a worker, beat or Flower process.
+
+    Celery itself gives ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` precedence over
+    the app's configuration, so a setting of ``result_backend: None`` must also empty the
+    variable, or the process would still use the broker as its backend.
+    """
+    backend = settings.get("result_backend", broker.url)
     return {
-        BROKER_ENV: broker.url,
-        BACKEND_ENV: broker.url,
+        BROKER_ENV: settings.get("broker_url") or broker.url,
+        BACKEND_ENV: backend or "",
         SETTINGS_ENV: json.dumps(settings, sort_keys=True),
     }

@@ -6,6 +6,7 @@ Ctrl-C) stops every process the run started and deletes what it wrote to an exte
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from celery import Celery
 from matplotlib.figure import Figure
 
 from app.celery_app import create_app
+from app.config import BACKEND_ENV, BROKER_ENV
 from labkit import run_settings
 from labkit.broker import Broker, connect_external, start_embedded
 from labkit.events import EventRecorder
@@ -25,6 +27,9 @@ from labkit.params import Params
 from labkit.processes import ManagedProcess, ProcessRegistry
 from labkit.results import Finding, write_csv
 from labkit.workers import REPO_ROOT, Beat, Worker, beat_argv, worker_argv
+
+# What Celery reads from the environment ahead of the app's own configuration.
+PINNED_ENV = (BROKER_ENV, BACKEND_ENV, "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL")
 
 
 class LabSession:
@@ -77,11 +82,27 @@ class LabSession:
         from celery import _state
 
         self._previous_app = _state.default_app
+        self._pin_environment()
         self.app = create_app(self.env)
         self.app.set_default()
         self.events = EventRecorder(self.app)
         ready = self.events.start()
         self.step(f"event recorder subscribed in {ready:.3f} s")
+
+    def _pin_environment(self) -> None:
+        """Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from os.environ before its
+        config: for the run, this process's own environment says what the workers' says."""
+        self._saved_env = {name: os.environ.get(name) for name in PINNED_ENV}
+        for name in PINNED_ENV:
+            os.environ.pop(name, None)
+        os.environ.update({k: v for k, v in self.env.items() if k in PINNED_ENV})
+
+    def _restore_environment(self) -> None:
+        for name, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def close(self) -> None:
         if self.events is not None:
@@ -95,14 +116,13 @@ class LabSession:
         if self.broker is not None and not self.broker.embedded:
             deleted = self.broker.delete_own_keys()
             self.step(f"deleted this run's {deleted} keys under {self.broker.prefix!r}")
+        self._restore_environment()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- processes -------------------------------------------------------------------------
     def process_env(self, extra: dict[str, Any] | None = None) -> dict[str, str]:
         """The environment of a child: ours, plus the run's settings (optionally amended)."""
-        import os
-
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
         env.update(self.env)
         if extra:
             env.update(run_settings.process_env(
@@ -118,17 +138,31 @@ class LabSession:
     def start_worker(self, name: str = "w1", *, ready_timeout: float = 20.0,
                      settings: dict[str, Any] | None = None, **options: Any) -> Worker:
         """Start ``celery worker`` and return once it answers a ping."""
-        hostname = f"{name}@celery-lab"
-        proc = self.registry.spawn(
-            f"worker {hostname}", worker_argv(hostname, **options),
-            env=self.process_env(settings), log_path=self.logs_dir / f"worker-{name}.log",
-            cwd=REPO_ROOT)
-        worker = Worker(name, hostname, proc, self.registry, self.app)
-        worker.ready_s = worker.wait_ready(ready_timeout)
-        self.workers.append(worker)
-        self.step(f"worker {hostname} ready in {worker.ready_s:.2f} s (pid {worker.pid}, "
-                  f"pool pids {worker.pool_pids()})")
-        return worker
+        return self.start_workers({name: dict(options, settings=settings)},
+                                  ready_timeout=ready_timeout)[0]
+
+    def start_workers(self, specs: dict[str, dict[str, Any]],
+                      ready_timeout: float = 20.0) -> list[Worker]:
+        """Start several workers at once (their start-ups overlap), then wait for each ping.
+
+        ``specs`` maps a name to ``worker_argv`` options plus optional per-worker ``settings``.
+        """
+        started = []
+        for name, options in specs.items():
+            options = dict(options)
+            settings = options.pop("settings", None)
+            hostname = f"{name}@celery-lab"
+            proc = self.registry.spawn(
+                f"worker {hostname}", worker_argv(hostname, **options),
+                env=self.process_env(settings), log_path=self.logs_dir / f"worker-{name}.log",
+                cwd=REPO_ROOT)
+            started.append(Worker(name, hostname, proc, self.registry, self.app))
+        for worker in started:
+            worker.ready_s = worker.wait_ready(ready_timeout)
+            self.workers.append(worker)
+            self.step(f"worker {worker.hostname} ready in {worker.ready_s:.2f} s (pid {worker.pid}, "
+                      f"pool pids {worker.pool_pids()})")
+        return started
 
     def start_beat(self, *, ready_timeout: float = 15.0,
                    settings: dict[str, Any] | None = None, **options: Any) -> Beat:

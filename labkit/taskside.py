@@ -38,22 +38,38 @@ def count_execution(task: Task, name: str) -> int:
     return int(client.hincrby(f"{prefix}{name}", task.request.id, 1))
 
 
-def record_attempt(task: Task, name: str, **extra: Any) -> dict[str, Any]:
-    """Append what this execution saw (its request, its process, the time) to a Redis list."""
+def request_context(task: Task) -> dict[str, Any]:
+    """``self.request`` as this execution sees it, plus the process that runs it."""
     request = task.request
-    row = {
+    delivery = request.delivery_info or {}
+    return {
         "id": request.id,
         "task": task.name,
         "retries": request.retries,
         "delivery_tag": (request.properties or {}).get("delivery_tag"),
-        "redelivered": (request.delivery_info or {}).get("redelivered"),
+        "redelivered": delivery.get("redelivered"),
+        "exchange": delivery.get("exchange"),
+        "routing_key": delivery.get("routing_key"),
+        "priority": delivery.get("priority"),
         "eta": request.eta,
         "hostname": request.hostname,
+        "args": list(request.args or []),
+        "kwargs": dict(request.kwargs or {}),
+        "argsrepr": getattr(request, "argsrepr", None),
+        "kwargsrepr": getattr(request, "kwargsrepr", None),
+        "root_id": request.root_id,
+        "parent_id": request.parent_id,
+        "group": request.group,
+        "origin": getattr(request, "origin", None),
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "t": time.time(),
-        **extra,
     }
+
+
+def record_attempt(task: Task, name: str, **extra: Any) -> dict[str, Any]:
+    """Append what this execution saw (its request, its process, the time) to a Redis list."""
+    row = {**request_context(task), **extra}
     client, prefix = store(task)
     client.rpush(f"{prefix}{name}", json.dumps(row, default=str))
     return row

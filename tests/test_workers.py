@@ -120,3 +120,20 @@ def test_a_finding_that_does_not_hold_makes_the_run_exit_1(tmp_path):
     assert outcome.findings[0].measured == 1
     assert not outcome.findings[0].holds
     assert outcome.exit_code == 1
+
+
+def test_a_broker_url_in_the_drivers_environment_cannot_divert_the_run(tmp_path, monkeypatch):
+    """Celery prefers CELERY_BROKER_URL from os.environ to its config: the run pins it."""
+    from labkit.params import Params
+    from labkit.session import LabSession
+    from tests.conftest import PROBE
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:1/0")
+    with LabSession(PROBE, Params(), tmp_path / "run", progress=False) as s:
+        s.start_worker("t1", concurrency=1)
+        assert s.app.conf.broker_url == s.broker.url
+        assert s.app.send_task("lab01.add", (2, 3)).get(timeout=10) == 5
+    import os
+
+    assert os.environ["CELERY_BROKER_URL"] == "redis://127.0.0.1:1/0"  # restored afterwards

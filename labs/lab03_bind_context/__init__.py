@@ -1,0 +1,1 @@
+"""Lab 03: bound tasks and the request context."""

@@ -1,0 +1,88 @@
+"""Lab 03's plots, drawn from a run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from labkit.plotting import draw_all, new_figure
+
+WORKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+def figures(run_dir: Path | str) -> dict[str, Figure]:
+    return draw_all(FIGURES, run_dir)
+
+
+def call_tree(run_dir: Path) -> Figure:
+    data = json.loads((run_dir / "contexts.json").read_text())
+    rows = data["contexts"]
+    first = {}
+    for row in rows:
+        first.setdefault(row["id"], row)
+    hosts = sorted({r["hostname"] for r in first.values()})
+    pids = sorted({r["pid"] for r in first.values()})
+    fig, (ax,) = new_figure(10, 5.5)
+    lanes = [("chain", data["ids"]["chain"]), ("group", data["ids"]["group_members"]),
+             ("plain", [data["ids"]["plain"]]), ("retried", [data["ids"]["retried"]])]
+    pos = {}
+    for y, (name, ids) in enumerate(lanes):
+        for x, task_id in enumerate(ids):
+            pos[task_id] = (x, -y)
+        ax.text(-0.6, -y, name, ha="right", va="center", fontsize=9)
+    for task_id, row in first.items():
+        if task_id not in pos:
+            continue
+        x, y = pos[task_id]
+        parent = row["parent_id"]
+        if parent in pos:
+            px, py = pos[parent]
+            ax.annotate("", (x, y), (px, py), arrowprops={"arrowstyle": "->", "color": "gray"})
+        ax.scatter(x, y, s=260, color=WORKER_COLOURS[hosts.index(row["hostname"]) % 4],
+                   marker=MARKERS[pids.index(row["pid"]) % len(MARKERS)], zorder=3)
+        ax.annotate(f"{task_id[:6]}\npid {row['pid']}", (x, y), xytext=(0, -24),
+                    textcoords="offset points", ha="center", fontsize=7)
+    for i, host in enumerate(hosts):
+        ax.scatter([], [], color=WORKER_COLOURS[i % 4], label=host, s=80)
+    ax.set_xlim(-1.5, max(x for x, _ in pos.values()) + 0.8)
+    ax.set_ylim(-len(lanes) + 0.4, 0.6)
+    ax.axis("off")
+    ax.legend(title="worker (marker shape: pool process)", fontsize=8, loc="upper right")
+    ax.set_title("Call tree from self.request: parent_id arrows, coloured by the worker that ran it",
+                 fontsize=10)
+    return fig
+
+
+def progress_plot(run_dir: Path) -> Figure:
+    data = json.loads((run_dir / "progress.json").read_text())
+    prog, bare = data["with_backend"], data["without_backend"]
+    t0 = prog["polls"][0]["t"]
+    fig, (ax1, ax2) = new_figure(11, 4.2, ncols=2)
+    ax1.step([u["t"] - t0 for u in prog["updates"]], [u["done"] for u in prog["updates"]],
+             where="post", color="tab:gray", label="update_state (task side)")
+    polls = [p for p in prog["polls"] if p["done"] is not None]
+    ax1.scatter([p["t"] - t0 for p in polls], [p["done"] for p in polls], color="tab:red",
+                zorder=3, label="what a poll saw")
+    for p in prog["polls"]:
+        ax1.axvline(p["t"] - t0, color="tab:red", alpha=0.15)
+    ax1.set_xlabel("seconds")
+    ax1.set_ylabel("steps done")
+    ax1.set_title("Polling AsyncResult (vertical lines: polls)", fontsize=10)
+    ax1.legend(fontsize=8)
+    b0 = bare["polls"][0]["t"]
+    states = sorted({p["state"] for p in bare["polls"]} | {"PROGRESS", "SUCCESS"})
+    ax2.scatter([p["t"] - b0 for p in bare["polls"]],
+                [states.index(p["state"]) for p in bare["polls"]], color="tab:red")
+    ax2.set_yticks(range(len(states)), states)
+    ax2.set_xlabel("seconds")
+    ax2.set_title("Worker without a result backend: the client sees PENDING", fontsize=10)
+    return fig
+
+
+FIGURES = {
+    "call_tree.png": call_tree,
+    "progress.png": progress_plot,
+}

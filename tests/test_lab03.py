@@ -1,0 +1,45 @@
+"""Lab 03 end to end, with parameters other than the defaults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0.1",
+          "poll_s=0.12", "secret=s3cr3t-value"]
+
+
+@pytest.fixture(scope="module")
+def lab03(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = [a for p in PARAMS for a in ("--param", p)]
+    proc = subprocess.run([*(sys.executable, "-m", "labkit", "run", "03"), *args],
+                          capture_output=True, text=True, timeout=240, cwd=REPO,
+                          env=cli_env(results))
+    latest = results / "03_bind_context" / "latest"
+    return proc, json.loads((latest / "result.json").read_text()), latest
+
+
+def test_every_finding_holds(lab03):
+    proc, result, _ = lab03
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert len(result["findings"]) == 11 and all(f["holds"] for f in result["findings"])
+
+
+def test_contexts_are_real_and_the_secret_stays_out_of_events(lab03):
+    _, result, run_dir = lab03
+    f = {x["id"]: x["measured"] for x in result["findings"]}
+    assert f["chain_members_share_the_root_id"]["members"] == 5
+    assert f["retries_count_up_with_the_same_id"]["retries"] == [0, 1]
+    assert f["hostname_is_the_worker_that_ran_it"]["workers"] == ["w1@celery-lab", "w2@celery-lab"]
+    assert f["without_a_backend_the_client_sees_pending"]["states_seen"] == ["PENDING"]
+    assert f["argsrepr_keeps_the_secret_out_of_events"]["events_with_secret_hidden"] == 0
+    contexts = json.loads((run_dir / "contexts.json").read_text())["contexts"]
+    pids = {c["pid"] for c in contexts}
+    assert len(pids) >= 2  # several pool processes really ran them
+    assert all(c["delivery_tag"] for c in contexts)
