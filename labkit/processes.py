@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,33 +112,45 @@ class ProcessRegistry:
 
     def reap(self, proc: ManagedProcess, *, term: int = signal.SIGTERM, grace: float = 5.0) -> None:
         """Stop ``proc`` and everything below it: ``term`` first, SIGKILL after ``grace`` s."""
-        family: list[psutil.Process] = []
-        if proc.alive():
-            with contextlib.suppress(psutil.Error):
-                family.append(psutil.Process(proc.pid))
-        family += proc.descendants()
-        if proc.alive():
-            proc.signal_group(term)
+        self.reap_many([proc], term=term, grace=grace)
+
+    def reap_many(self, procs: list[ManagedProcess], *, term: int = signal.SIGTERM,
+                  grace: float = 5.0) -> None:
+        """Stop several at once: ``term`` to all, one shared ``grace``, then SIGKILL the rest."""
+        families: list[psutil.Process] = []
+        for proc in procs:
+            if proc.alive():
+                with contextlib.suppress(psutil.Error):
+                    families.append(psutil.Process(proc.pid))
+            families += proc.descendants()
+            if proc.alive():
+                proc.signal_group(term)
+        deadline = time.monotonic() + grace
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=grace)
-        proc.signal_group(signal.SIGKILL)
-        for p in family:
+                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in procs:
+            proc.signal_group(signal.SIGKILL)
+        for p in families:
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.popen.wait(timeout=5)
-        psutil.wait_procs(family, timeout=5)
-        if proc._log_file is not None:
-            proc._log_file.close()
-            proc._log_file = None
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=5)
+        psutil.wait_procs(families, timeout=5)
         with self._lock:
-            if proc in self._procs:
-                self._procs.remove(proc)
+            for proc in procs:
+                if proc._log_file is not None:
+                    proc._log_file.close()
+                    proc._log_file = None
+                if proc in self._procs:
+                    self._procs.remove(proc)
 
     def reap_all(self, grace: float = 5.0) -> None:
-        # Last started first: workers and beat before the broker they talk to.
-        for proc in reversed(self.processes):
-            self.reap(proc, grace=grace)
+        # Everything else first, together; the broker they talk to last.
+        procs = self.processes
+        self.reap_many([p for p in procs if p.name != "redis"], grace=grace)
+        self.reap_many([p for p in procs if p.name == "redis"], grace=grace)
         _LIVE_REGISTRIES.discard(self)
 
 

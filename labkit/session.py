@@ -164,6 +164,13 @@ class LabSession:
                       f"pool pids {worker.pool_pids()})")
         return started
 
+    def stop_workers(self, workers: list[Worker], timeout: float = 10.0) -> None:
+        """Warm-stop several workers at once (SIGTERM to all, one shared timeout)."""
+        self.registry.reap_many([w.process for w in workers], grace=timeout)
+        for worker in workers:
+            if worker in self.workers:
+                self.workers.remove(worker)
+
     def start_beat(self, *, ready_timeout: float = 15.0,
                    settings: dict[str, Any] | None = None, **options: Any) -> Beat:
         schedule_file = self.tmp / "beat" / "celerybeat-schedule"

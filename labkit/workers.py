@@ -66,6 +66,10 @@ class Worker:
         """Signal the main process only, as a crash or an OOM kill would."""
         self.process.signal(sig)
 
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the main process and its pool children together, as a lost host would."""
+        self.process.signal_group(sig)
+
     def kill_pool_child(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
         pids = self.pool_pids()
         if not pids:
