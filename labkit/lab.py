@@ -31,6 +31,7 @@ class Lab:
     params: dict[str, Param] = field(default_factory=dict)
     wall_time: str = ""  # the stated budget, e.g. "default ~25 s, --quick ~15 s"
     settings: Callable[[Params], dict[str, Any]] | None = None  # per-run Celery settings
+    validate: Callable[[Params], None] | None = None  # raises SetupError before anything starts
 
     @property
     def number(self) -> str:

@@ -53,6 +53,8 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
     """Raises SetupError (exit 2) before or while setting up; returns an Outcome otherwise."""
     lab = lab_registry.resolve(lab) if isinstance(lab, str) else lab
     values = resolve_params(lab.params, params or [], quick)
+    if lab.validate:
+        lab.validate(values)
     broker = broker or os.environ.get(EXTERNAL_BROKER_ENV) or None
     run_dir = new_run_dir(lab.id, Path(results) if results else results_root())
     started = time.monotonic()

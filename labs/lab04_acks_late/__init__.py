@@ -1,0 +1,1 @@
+"""Lab 04: acks_late versus a worker kill."""

@@ -1,0 +1,87 @@
+"""After a whole-worker SIGKILL with acks_late: when does the work come back, where does it
+wait meanwhile, and what does a redelivered side effect do without and with a guard?"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labkit.redis_state import queue_length, snapshot
+from labkit.sampler import Sampler
+from labkit.session import LabSession
+from labs.lab04_acks_late import evidence
+from labs.lab04_acks_late.tasks import charge, work
+
+QUEUE = "lab04_redelivery"
+
+
+def _transport(visibility_timeout: float, sweep: float) -> dict[str, Any]:
+    return {"task_acks_late": True, "broker_transport_options": {
+        "visibility_timeout": visibility_timeout, "unacked_restore_interval": sweep,
+        "unacked_restore_throttle": 1, "unacked_mutex_expire": 2}}
+
+
+def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep: float,
+               task_s: float, tail_s: float, with_charges: bool, timeout: float) -> dict[str, Any]:
+    """Two tasks (and, once, two charges) in flight; SIGKILL the worker; a fresh one at once."""
+    settings = _transport(visibility_timeout, sweep)
+    worker = session.start_worker(f"{name}a", concurrency=4, queues=[QUEUE], prefetch=1,
+                                  settings=settings)
+    sent = [work.apply_async((task_s,), queue=QUEUE) for _ in range(2)]
+    charges = []
+    if with_charges:
+        charges = [charge.apply_async((f"order-{name}-plain", tail_s, False), queue=QUEUE),
+                   charge.apply_async((f"order-{name}-guarded", tail_s, True), queue=QUEUE)]
+    ids = {r.id for r in sent + charges}
+    deadline = time.monotonic() + timeout
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = [r for r in evidence.runs(session) if r["id"] in ids]
+        if len(runs) == len(ids):
+            break
+        time.sleep(0.01)
+    delivered = {r["id"]: r for r in runs}
+    time.sleep(0.1)  # the work has begun (and the charges are made)
+
+    def where() -> dict[str, Any]:
+        snap = snapshot(session.broker, queues=(QUEUE,))
+        held = [i for i in snap["unacked_messages"].values() if i["id"] in ids]
+        return {"unacked": len(held), "queued": snap["queues"][QUEUE],
+                "scores": {k: v for k, v in snap["unacked_index"].items()
+                           if snap["unacked_messages"].get(k, {}).get("id") in ids}}
+
+    with Sampler(where, interval=0.05) as sampler:
+        time.sleep(0.1)
+        fault = time.time()
+        worker.kill_all()
+        worker.wait_exit(5)
+        fresh = session.start_worker(f"{name}b", concurrency=4, queues=[QUEUE], prefetch=1,
+                                     settings=settings)
+        fresh_ready = time.time()
+        while time.monotonic() < deadline:
+            finishes = evidence.counts(session)[1]
+            if all(finishes.get(i) for i in ids):
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+    session.stop_workers([worker, fresh])
+    starts, finishes = evidence.counts(session)
+    again = [r for r in evidence.runs(session) if r["id"] in ids and r["t"] > fault]
+    effects = evidence.side_effects(session)
+    return {
+        "name": name, "visibility_timeout": visibility_timeout, "sweep": sweep,
+        "fault": fault, "fresh_ready": fresh_ready,
+        "delivered": {i: run["t"] for i, run in delivered.items()},
+        "again": [{"id": r["id"], "t": r["t"], "redelivered": r["redelivered"],
+                   "hostname": r["hostname"]} for r in again],
+        "starts": {i: starts.get(i, 0) for i in ids},
+        "finishes": {i: finishes.get(i, 0) for i in ids},
+        "charges": [{"id": c.id, "guarded": g, "side_effects": effects.get(order, 0),
+                     "starts": starts.get(c.id, 0)}
+                    for c, g, order in zip(charges, (False, True),
+                                           (f"order-{name}-plain", f"order-{name}-guarded"),
+                                           strict=False)],
+        "samples": [{"t": s["t"], **s["value"]} for s in sampler.rows],
+        "queue_left": queue_length(session.broker, QUEUE),
+    }
+

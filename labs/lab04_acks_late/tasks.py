@@ -1,0 +1,42 @@
+"""Lab 04's tasks. They count their own starts and finishes by task id (atomic HINCRBY), so
+"lost" and "ran twice" are measured by the work itself, never read from logs."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from labkit.taskside import count_execution, record_attempt, store
+
+STARTS = "lab04:starts"
+FINISHES = "lab04:finishes"
+RUNS = "lab04:runs"
+SIDE_EFFECTS = "lab04:side_effects"
+
+
+@shared_task(bind=True, name="lab04.work")
+def work(self, seconds: float) -> int:
+    """Count a start, work for ``seconds`` (sleeping in small steps), count a finish."""
+    count_execution(self, STARTS)
+    record_attempt(self, RUNS, phase="start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count_execution(self, FINISHES)
+
+
+@shared_task(bind=True, name="lab04.charge")
+def charge(self, order: str, tail_s: float, guarded: bool) -> int:
+    """A side effect (charging a card), then more work. Redelivered, it charges again, unless
+    guarded by an idempotency key on the task id (SET NX: only the first run gets it)."""
+    count_execution(self, STARTS)
+    record_attempt(self, RUNS, phase="start", order=order)
+    client, prefix = store(self)
+    first = True
+    if guarded:
+        first = bool(client.set(f"{prefix}lab04:charged:{self.request.id}", 1, nx=True))
+    if first:
+        client.hincrby(f"{prefix}{SIDE_EFFECTS}", order, 1)
+    time.sleep(tail_s)
+    return count_execution(self, FINISHES)

@@ -1,0 +1,58 @@
+"""Lab 04 end to end on a sub-matrix with parameters other than the defaults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
+          "tasks=3", "task_s=0.4", "kill_fractions=0.5", "redelivery_vts=1.2",
+          "tail_s=0.5", "visibility_timeout=6.5"]
+
+
+@pytest.fixture(scope="module")
+def lab04(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = [a for p in PARAMS for a in ("--param", p)]
+    proc = subprocess.run([sys.executable, "-m", "labs.lab04_acks_late.driver", "--quick", *args],
+                          capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=cli_env(results))
+    latest = results / "04_acks_late" / "latest" / "result.json"
+    return proc, json.loads(latest.read_text()) if latest.exists() else None
+
+
+def test_every_finding_holds(lab04):
+    proc, result = lab04
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    ids = {f["id"] for f in result["findings"]}
+    assert {f"{m}_{f}" for m in ("early", "late", "late_reject")
+            for f in ("child_kill", "worker_kill", "cold")} <= ids
+    assert all(f["holds"] for f in result["findings"])
+
+
+def test_what_loses_work_and_what_repeats_it(lab04):
+    _, result = lab04
+    f = {x["id"]: x["measured"] for x in result["findings"]}
+    assert f["early_child_kill"]["hit_outcomes"] == {"lost": 1}
+    assert f["late_child_kill"]["hit_states"] == {"FAILURE (WorkerLostError)": 1}
+    assert set(f["late_reject_child_kill"]["hit_outcomes"]) == {"re-executed"}
+    assert set(f["early_worker_kill"]["hit_outcomes"]) == {"lost"}
+    assert set(f["late_worker_kill"]["hit_outcomes"]) == {"re-executed"}
+    assert f["redelivery_repeats_side_effects"] == {"executions": 2, "charges": 2}
+    assert f["an_idempotency_key_makes_it_once"] == {"executions": 2, "charges": 1}
+    for row in result["measurements"]["redelivery"]:
+        assert row["after_delivery_s"] >= 1.2 and row["redelivered_flag"] is True
+
+
+def test_a_visibility_timeout_inside_the_lost_child_window_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "labkit", "run", "04", "--param",
+                           "visibility_timeout=3"], capture_output=True, text=True, timeout=60,
+                          cwd=REPO, env=cli_env(tmp_path))
+    assert proc.returncode == 2
+    assert "declare a killed child's task lost" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
