@@ -9,8 +9,10 @@ from __future__ import annotations
 import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
 from app.config import settings_from_env
 
@@ -34,8 +36,24 @@ def create_app(environ: Mapping[str, str] | None = None) -> Celery:
     several labs against several brokers one after another.
     """
     celery = Celery("celery_lab", include=lab_task_modules())
-    celery.conf.update(settings_from_env(environ))
+    settings = settings_from_env(environ)
+    if "beat_schedule" in settings:
+        settings["beat_schedule"] = schedule_from_json(settings["beat_schedule"], celery)
+    celery.conf.update(settings)
     return celery
+
+
+def schedule_from_json(entries: dict[str, dict[str, Any]], celery: Celery) -> dict[str, dict]:
+    """``beat_schedule`` from JSON: a number is seconds (as Celery takes it); a crontab is
+    written ``{"crontab": {"minute": "*/5", "hour": "9-17"}}``, since JSON has no objects."""
+    out = {}
+    for name, entry in entries.items():
+        entry = dict(entry)
+        spec = entry.get("schedule")
+        if isinstance(spec, dict) and "crontab" in spec:
+            entry["schedule"] = crontab(**spec["crontab"], app=celery)
+        out[name] = entry
+    return out
 
 
 app = create_app()

@@ -7,7 +7,8 @@ imports ``app.celery_app``:
 - ``CELERY_RESULT_BACKEND``  result backend (default: the broker URL)
 - ``CELERY_LAB_SETTINGS``    a JSON object of Celery settings (lowercase names, e.g.
   ``{"task_acks_late": true, "broker_transport_options": {"visibility_timeout": 5}}``),
-  applied last, over the defaults below.
+  applied last, over the defaults below. ``beat_schedule`` entries take a number of seconds
+  or ``{"crontab": {"minute": "*/5"}}`` as their ``schedule`` (see ``app/celery_app.py``).
 
 The lab kit sets these three variables for every process it starts, and applies the same
 values to its own client app, so the driver and its workers can never disagree. By hand,

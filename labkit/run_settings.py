@@ -12,12 +12,18 @@ from typing import Any
 from app.config import BACKEND_ENV, BROKER_ENV, SETTINGS_ENV
 from labkit.broker import CONNECT_TIMEOUT, Broker
 
+# Whole definitions: a process given its own replaces the run's rather than adding to it.
+REPLACED_WHOLE = frozenset({"beat_schedule", "task_routes", "task_queues", "task_annotations"})
+
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge, so a lab's transport options add to the kit's rather than replace them."""
+    """Deep merge, so a lab's transport options add to the kit's rather than replace them
+    (except for the whole definitions in ``REPLACED_WHOLE``)."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key in REPLACED_WHOLE:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value

@@ -171,16 +171,20 @@ class LabSession:
             if worker in self.workers:
                 self.workers.remove(worker)
 
-    def start_beat(self, *, ready_timeout: float = 15.0,
+    def start_beat(self, name: str = "beat", *, ready_timeout: float = 15.0,
                    settings: dict[str, Any] | None = None, **options: Any) -> Beat:
-        schedule_file = self.tmp / "beat" / "celerybeat-schedule"
+        """Start ``celery beat``; its state file lives in the run's temp dir, one per ``name``
+        (so starting the same name again resumes the same persistent schedule)."""
+        schedule_file = self.tmp / name / "celerybeat-schedule"
         schedule_file.parent.mkdir(parents=True, exist_ok=True)
-        proc = self.registry.spawn("beat", beat_argv(schedule_file, **options),
-                                   env=self.process_env(settings),
-                                   log_path=self.logs_dir / "beat.log", cwd=REPO_ROOT)
-        beat = Beat(proc, self.registry, schedule_file)
+        log_path = self.logs_dir / f"{name}.log"
+        proc = self.registry.spawn(name, beat_argv(schedule_file, **options),
+                                   env=self.process_env(settings), log_path=log_path,
+                                   cwd=REPO_ROOT)
+        beat = Beat(proc, self.registry, schedule_file, log_offset=log_path.stat().st_size
+                    if log_path.exists() else 0)
         beat.ready_s = beat.wait_ready(ready_timeout)
-        self.step(f"beat ready in {beat.ready_s:.2f} s (pid {proc.pid})")
+        self.step(f"{name} ready in {beat.ready_s:.2f} s (pid {proc.pid})")
         return beat
 
     # -- recording -------------------------------------------------------------------------

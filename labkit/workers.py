@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -119,11 +120,22 @@ class Beat:
     registry: ProcessRegistry
     schedule_file: Path
     ready_s: float | None = None
+    log_offset: int = 0  # where this process's part of a shared log begins
+
+    @property
+    def nodename(self) -> str:
+        """The hostname its events carry (an anonymous ``gen<pid>@host`` node)."""
+        return f"gen{self.process.pid}@{socket.gethostname()}"
+
+    def log(self) -> str:
+        with open(self.process.log_path, errors="replace") as f:
+            f.seek(self.log_offset)
+            return f.read()
 
     def wait_ready(self, timeout: float = 10.0) -> float:
         """Beat has no ping: ready when it logs that its scheduler loop started."""
         def started() -> bool:
-            if "beat: Starting..." in self.process.log_path.read_text(errors="replace"):
+            if "beat: Starting..." in self.log():
                 return True
             time.sleep(0.05)
             return False

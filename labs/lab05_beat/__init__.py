@@ -1,0 +1,1 @@
+"""Lab 05: beat, the scheduler that only publishes."""
