@@ -13,6 +13,8 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from kombu import Exchange, Queue, binding
+from kombu.common import Broadcast
 
 from app.config import settings_from_env
 
@@ -39,8 +41,36 @@ def create_app(environ: Mapping[str, str] | None = None) -> Celery:
     settings = settings_from_env(environ)
     if "beat_schedule" in settings:
         settings["beat_schedule"] = schedule_from_json(settings["beat_schedule"], celery)
+    if settings.get("task_queues"):
+        settings["task_queues"] = queues_from_json(settings["task_queues"])
     celery.conf.update(settings)
     return celery
+
+
+def queues_from_json(specs: list[dict[str, Any]]) -> list[Queue]:
+    """``task_queues`` from JSON, one dict per ``Queue`` (JSON has no kombu objects):
+
+    ``{"name": "q", "exchange": "x", "exchange_type": "direct", "routing_key": "k"}``;
+    several bindings: ``{"name": "q", "bindings": [{"exchange": "x", "routing_key": "a"}, ...]}``;
+    a broadcast (fanout) queue: ``{"name": "q", "broadcast": true}``.
+    Entries are kept in order, duplicates included: what Celery does with two entries of one
+    name is what Lab 06 measures.
+    """
+    queues = []
+    for spec in specs:
+        if spec.get("broadcast"):
+            queues.append(Broadcast(spec["name"]))
+            continue
+        kind = spec.get("exchange_type", "direct")
+        if "bindings" in spec:
+            queues.append(Queue(spec["name"], [
+                binding(Exchange(b["exchange"], type=b.get("exchange_type", kind)),
+                        routing_key=b["routing_key"]) for b in spec["bindings"]]))
+        else:
+            exchange = spec.get("exchange", spec["name"])
+            queues.append(Queue(spec["name"], Exchange(exchange, type=kind),
+                                routing_key=spec.get("routing_key", spec["name"])))
+    return queues
 
 
 def schedule_from_json(entries: dict[str, dict[str, Any]], celery: Celery) -> dict[str, dict]:

@@ -1,0 +1,1 @@
+"""Lab 06: routing keys, exchanges and queues on Redis."""
