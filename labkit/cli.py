@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the labs, their parameters and stated wall times")
 
     run = sub.add_parser("run", help="run a lab (or all) and check its findings")
-    run.add_argument("lab", help="a lab number or name (01, 01_hello_world), or 'all'")
+    run.add_argument("lab", help="a lab number or name (01, 01_hello_world), several (01,03), "
+                                 "or 'all'")
     run.add_argument("--quick", action="store_true", help="smaller samples, same findings")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--broker", help="external Redis URL (default: a private embedded Redis; "
@@ -82,13 +83,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from labkit import report, runner
     from labkit.results import results_root
 
-    if args.lab != "all":
+    if args.lab != "all" and "," not in args.lab:
         outcome = runner.run(args.lab, quick=args.quick, params=args.param, broker=args.broker,
                              results=args.results)
         _print_outcome(outcome)
         return outcome.exit_code
 
-    labs = lab_registry.all_labs()
+    labs = (lab_registry.all_labs() if args.lab == "all"
+            else [lab_registry.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
     if args.param:
         raise SetupError("--param applies to one lab; run labs one at a time to set params")
     outcomes, failures = [], {}
