@@ -65,7 +65,7 @@ def find_redis_server() -> tuple[str, str]:
                      "or put redis-server >= 6.2 on PATH")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -119,7 +119,7 @@ def start_embedded(registry: ProcessRegistry, workdir: Path, timeout: float = 5.
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _attempt in range(3):  # a free port can be taken between bind() and redis's bind()
-        port = _free_port()
+        port = free_port()
         started = time.monotonic()
         proc = registry.spawn(
             "redis",

@@ -7,6 +7,7 @@ Ctrl-C) stops every process the run started and deletes what it wrote to an exte
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -20,13 +21,13 @@ from matplotlib.figure import Figure
 from app.celery_app import create_app
 from app.config import BACKEND_ENV, BROKER_ENV
 from labkit import run_settings
-from labkit.broker import Broker, connect_external, start_embedded
+from labkit.broker import Broker, connect_external, free_port, start_embedded
 from labkit.events import EventRecorder
 from labkit.lab import Lab
 from labkit.params import Params
 from labkit.processes import ManagedProcess, ProcessRegistry
 from labkit.results import Finding, write_csv
-from labkit.workers import REPO_ROOT, Beat, Worker, beat_argv, worker_argv
+from labkit.workers import REPO_ROOT, Beat, Flower, Worker, beat_argv, flower_argv, worker_argv
 
 # What Celery reads from the environment ahead of the app's own configuration.
 PINNED_ENV = (BROKER_ENV, BACKEND_ENV, "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL")
@@ -186,6 +187,20 @@ class LabSession:
         beat.ready_s = beat.wait_ready(ready_timeout)
         self.step(f"{name} ready in {beat.ready_s:.2f} s (pid {proc.pid})")
         return beat
+
+    def start_flower(self, *, ready_timeout: float = 20.0) -> Flower:
+        """Flower with a fresh random basic-auth credential, handed over in its environment
+        (FLOWER_BASIC_AUTH) and never written anywhere."""
+        port = free_port()
+        user, password = "lab", secrets.token_urlsafe(16)
+        env = self.process_env()
+        env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+        proc = self.registry.spawn("flower", flower_argv(port), env=env,
+                                   log_path=self.logs_dir / "flower.log", cwd=REPO_ROOT)
+        flower = Flower(proc, self.registry, f"http://127.0.0.1:{port}", user, password)
+        flower.ready_s = flower.wait_ready(ready_timeout)
+        self.step(f"flower ready in {flower.ready_s:.2f} s at {flower.url} (basic auth)")
+        return flower
 
     # -- recording -------------------------------------------------------------------------
     def step(self, message: str) -> None:

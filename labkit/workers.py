@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -152,3 +155,44 @@ class Beat:
 def beat_argv(schedule_file: Path, loglevel: str = "INFO", max_interval: int = 1) -> list[str]:
     return [*CELERY, "beat", "-l", loglevel, "-s", str(schedule_file),
             "--max-interval", str(max_interval), "--pidfile", ""]
+
+
+@dataclass
+class Flower:
+    """A real Flower process on a loopback port, with basic auth from its environment."""
+
+    process: ManagedProcess
+    registry: ProcessRegistry
+    url: str
+    user: str
+    password: str = field(repr=False)
+    ready_s: float | None = None
+
+    def get(self, path: str, *, auth: bool = True, timeout: float = 5.0) -> tuple[int, bytes]:
+        """(status, body) of a GET; never raises for an HTTP error status."""
+        request = urllib.request.Request(self.url + path)
+        if auth:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        def answers() -> bool:
+            try:
+                return self.get("/healthcheck", auth=False, timeout=0.5)[0] == 200
+            except OSError:
+                time.sleep(0.1)
+                return False
+
+        return wait_until_ready(self.process, answers, timeout, "flower", "answer /healthcheck")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.registry.reap(self.process, term=signal.SIGTERM, grace=timeout)
+
+
+def flower_argv(port: int) -> list[str]:
+    return [*CELERY, "flower", f"--port={port}", "--address=127.0.0.1"]

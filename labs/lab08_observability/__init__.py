@@ -1,0 +1,1 @@
+"""Lab 08: watching Celery: states, the result backend, inspect and Flower."""

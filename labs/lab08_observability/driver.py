@@ -1,0 +1,221 @@
+"""Lab 08: watching Celery: task states, the result backend, inspect and Flower, measured.
+
+``python -m labs.lab08_observability.driver`` is ``celery-lab run 08``; the notebook calls ``run()``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from labkit.lab import Lab
+from labkit.params import Param, Params
+from labkit.results import write_json
+from labkit.session import LabSession
+from labs.lab08_observability import measure, plots
+
+CONCURRENCY = 2
+PREFETCH = 2
+
+PARAMS = {
+    "poll_s": Param(0.05, "AsyncResult poll interval for the states part, seconds", min=0.01,
+                    max=1),
+    "result_expires": Param(60, "result_expires, seconds", min=10, max=86400),
+    "failure_expires": Param(20, "result_failure_expires, seconds", min=10, max=86400),
+    "tasks": Param(30, "tasks in the burst", quick=20, min=5, max=1000),
+    "task_s": Param(0.25, "duration of one burst task, seconds", quick=0.2, min=0.01, max=5),
+    "failures": Param(6, "tasks of the burst that fail", quick=4, min=1, max=1000),
+    "scheduled": Param(3, "ETA tasks in the burst", min=1, max=100),
+    "countdown": Param(2.0, "their countdown, seconds", quick=1.5, min=0.5, max=60),
+    "threshold": Param(5, "backlog alert: queue length above which it fires", min=1, max=1000),
+    "scrape_s": Param(0.25, "Flower scrape interval, seconds", min=0.05, max=5),
+    "timeout": Param(30.0, "bound on every wait, seconds", min=1),
+}
+
+
+def settings(p: Params) -> dict[str, Any]:
+    return {"task_track_started": True, "result_expires": p.result_expires,
+            "result_failure_expires": p.failure_expires}
+
+
+def validate(p: Params) -> None:
+    from labkit.errors import SetupError
+
+    if p.failures > p.tasks:
+        raise SetupError(f"bad param failures={p.failures}: more than tasks={p.tasks}")
+    if p.tasks - CONCURRENCY * (1 + PREFETCH) <= p.threshold:
+        raise SetupError(f"bad param threshold={p.threshold}: the burst of {p.tasks} never leaves "
+                         f"more than {p.tasks - CONCURRENCY * (1 + PREFETCH)} in the queue")
+
+
+def measure_lab(s: LabSession) -> None:
+    p = s.params
+    s.start_worker("w1", concurrency=CONCURRENCY, prefetch=PREFETCH)
+    flower = s.start_flower()
+
+    s.step("task states: polling AsyncResult next to the events")
+    states = measure.states(s, p.poll_s, p.timeout)
+    write_json(s.run_dir / "states.json", states)
+    s.files.append("states.json")
+    check_states(s, states)
+
+    keys = measure.result_keys(s, p.timeout)
+    s.measure(result_keys=keys)
+    check_result_keys(s, keys)
+
+    s.step(f"a burst of {p.tasks} tasks ({p.failures} failing) and {p.scheduled} ETA tasks, "
+           "watched by inspect and Flower")
+    burst = measure.burst(s, flower, p.tasks, p.task_s, p.failures, p.scheduled, p.countdown,
+                          p.scrape_s, p.timeout)
+    burst["threshold"] = p.threshold
+    s.write_csv("inspect.csv", burst.pop("inspect"))
+    s.write_csv("flower_scrapes.csv", burst.pop("scrapes"))
+    write_json(s.run_dir / "burst.json", burst)
+    s.files.append("burst.json")
+    check_inspect(s, burst)
+    access = measure.flower_access(flower)
+    s.measure(flower_access=access)
+    check_flower(s, burst, access)
+    flower.stop()
+
+    for name, fig in plots.figures(s.run_dir).items():
+        s.save_figure(name, fig)
+
+
+def _sequence(polls: list[dict], name: str) -> list[str]:
+    out: list[str] = []
+    for row in polls:
+        if not out or out[-1] != row[name]:
+            out.append(row[name])
+    return out
+
+
+def check_states(s: LabSession, states: dict) -> None:
+    seen = {name: _sequence(states["polls"], name) for name in (*states["ids"], "unknown")}
+    events = {name: sorted({e["type"] for e in states["events"] if e["task"] == name})
+              for name in states["ids"]}
+    s.measure(states_seen=seen, events_seen=events)
+    s.check("a_client_sees_the_states_by_polling",
+            "polling AsyncResult shows PENDING, STARTED (task_track_started) and a final state: "
+            "SUCCESS, FAILURE, RETRY on the way, REVOKED for a revoked ETA task",
+            seen, "success P,S,SUCCESS; failure ends FAILURE; retry passes RETRY and ends SUCCESS; "
+                  "revoked ends REVOKED",
+            seen["success"] == ["PENDING", "STARTED", "SUCCESS"]
+            and seen["failure"][-1] == "FAILURE" and "STARTED" in seen["failure"]
+            and "RETRY" in seen["retry"] and seen["retry"][-1] == "SUCCESS"
+            and seen["revoked"][-1] == "REVOKED")
+    s.check("events_tell_the_same_story",
+            "the worker's events for the same tasks carry the same outcomes",
+            events, "task-succeeded / task-failed / task-retried / task-revoked respectively",
+            "task-succeeded" in events["success"] and "task-failed" in events["failure"]
+            and "task-retried" in events["retry"] and "task-revoked" in events["revoked"])
+    s.check("pending_also_means_never_heard_of",
+            "an id no task ever had is PENDING too: PENDING cannot tell 'waiting' from 'unknown'",
+            seen["unknown"], "PENDING throughout", seen["unknown"] == ["PENDING"])
+
+
+def check_result_keys(s: LabSession, keys: dict) -> None:
+    p = s.params
+    ok, bad, quiet = keys["success"], keys["failure"], keys["ignore_result"]
+    s.check("results_live_in_redis_for_result_expires",
+            "a result is a celery-task-meta-<id> key whose TTL is result_expires; failures use "
+            "result_failure_expires; an ignore_result task leaves no key",
+            {"success_ttl_s": ok["ttl_s"], "failure_ttl_s": bad["ttl_s"],
+             "ignore_result_key": quiet["exists"]},
+            f"success {p.result_expires - 5}..{p.result_expires}, failure "
+            f"{p.failure_expires - 5}..{p.failure_expires}, no key",
+            ok["exists"] and p.result_expires - 5 <= ok["ttl_s"] <= p.result_expires
+            and bad["exists"] and p.failure_expires - 5 <= bad["ttl_s"] <= p.failure_expires
+            and bad["status"] == "FAILURE" and not quiet["exists"])
+
+
+def check_inspect(s: LabSession, burst: dict) -> None:
+    from labkit.results import read_csv
+
+    rows = read_csv(s.run_dir / "inspect.csv")
+    total = burst["sent"]
+    # the five counts are separate requests: a task that moves between two of them while they
+    # are read is counted twice or not at all; at most the pool and the ETA tasks are moving
+    moving = CONCURRENCY + burst["scheduled"]
+    off = [r for r in rows if abs(r["queue"] + r["reserved"] + r["scheduled"] + r["active"]
+                                  + r["done"] - total) > moving]
+    s.measure(inspect_samples=len(rows), inspect_peaks={
+        k: max(r[k] for r in rows) for k in ("queue", "reserved", "scheduled", "active")})
+    s.check("inspect_accounts_for_every_task",
+            "at every moment each task is in exactly one place: still in the Redis list, reserved "
+            "(prefetched) by the worker, scheduled (ETA), active, or done",
+            {"samples": len(rows), "off_by_more_than_the_pool": len(off),
+             "peaks": s.measurements["inspect_peaks"]},
+            f"queue + reserved + scheduled + active + done = {total} (+/- {moving} moving "
+            "between two reads)",
+            len(rows) >= 3 and not off)
+    peaks = s.measurements["inspect_peaks"]
+    limit = CONCURRENCY * PREFETCH + burst["scheduled"]
+    s.check("inspect_respects_the_pool_and_prefetch",
+            "active never exceeds the concurrency; ETA tasks show up as scheduled, and each one "
+            "held raises the prefetch limit by one, so reserved stays within concurrency x "
+            "prefetch multiplier + ETA tasks held",
+            peaks, f"active <= {CONCURRENCY}, scheduled peaks at {burst['scheduled']}, "
+                   f"reserved <= {CONCURRENCY} x {PREFETCH} + {burst['scheduled']}",
+            peaks["active"] <= CONCURRENCY and peaks["reserved"] <= limit
+            and peaks["scheduled"] == burst["scheduled"]
+            and "lab08.work" in burst["registered_lab08"] and "celery" in burst["active_queues"])
+
+
+def check_flower(s: LabSession, burst: dict, access: dict) -> None:
+    from labkit.results import read_csv
+
+    p = s.params
+    api = {k: v for k, v in access.items() if k.startswith("/api")}
+    s.check("flower_api_refuses_without_credentials",
+            "with basic auth on, Flower's API answers 401 without credentials and 200 with them",
+            {k: [v["without_credentials"], v["with_credentials"]] for k, v in api.items()},
+            "[401, 200] for every endpoint",
+            all(v["without_credentials"] == 401 and v["with_credentials"] == 200
+                for v in api.values()))
+    metrics = access["/metrics"]
+    s.check("flower_metrics_are_served_without_credentials",
+            "Flower's Prometheus /metrics has no auth check: it answers without credentials and "
+            "names workers and tasks (protect it at the network)",
+            {"status_without_credentials": metrics["without_credentials"],
+             "metric_families": metrics["exposes_without"]},
+            "200 without credentials, flower_* metrics",
+            metrics["without_credentials"] == 200 and bool(metrics["exposes_without"]))
+    scrapes = read_csv(s.run_dir / "flower_scrapes.csv")
+    succeeded = scrapes[-1]["succeeded"] - scrapes[0]["succeeded"]
+    failed = scrapes[-1]["failed"] - scrapes[0]["failed"]
+    expected_ok = burst["sent"] - burst["failures"]  # the ETA tasks succeed too
+    s.check("flower_counts_the_burst",
+            "Flower's metrics count every success and failure of the burst (from the events)",
+            {"succeeded": succeeded, "failed": failed, "workers_seen": access["workers_seen"]},
+            f"{expected_ok} succeeded, {burst['failures']} failed",
+            succeeded == expected_ok and failed == burst["failures"])
+    firing = [r for r in scrapes if r["queue_length"] > p.threshold]
+    cleared = [r for r in scrapes if firing and r["t"] > firing[-1]["t"]
+               and r["queue_length"] <= p.threshold]
+    s.measure(alert={"threshold": p.threshold, "fired_at": firing[0]["t"] if firing else None,
+                     "cleared_at": cleared[0]["t"] if cleared else None,
+                     "peak": max(r["queue_length"] for r in scrapes)})
+    s.check("backlog_alert_fires_and_clears",
+            f"an alert on Flower's queue length (> {p.threshold}) fires while the burst backs up "
+            "and clears when it drains",
+            {"peak_queue_length": max(r["queue_length"] for r in scrapes),
+             "fired": bool(firing), "cleared": bool(cleared)},
+            "fired, then cleared", bool(firing) and bool(cleared))
+
+
+LAB = Lab(
+    id="08_observability",
+    title="Watching Celery: task states, the result backend, inspect and Flower, measured",
+    measure=measure_lab,
+    params=PARAMS,
+    settings=settings,
+    validate=validate,
+    wall_time="default about 13 s, --quick about 11 s",
+)
+
+# What the notebook calls: the same measurement as ``celery-lab run 08``.
+run = LAB.run
+
+if __name__ == "__main__":
+    sys.exit(LAB.main())

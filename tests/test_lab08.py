@@ -1,0 +1,47 @@
+"""Lab 08 end to end (real Flower included), with parameters other than the defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2",
+          "threshold=8", "result_expires=45", "failure_expires=15"]
+
+
+@pytest.fixture(scope="module")
+def lab08(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = [a for p in PARAMS for a in ("--param", p)]
+    proc = subprocess.run([sys.executable, "-m", "labkit", "run", "08", *args],
+                          capture_output=True, text=True, timeout=240, cwd=REPO,
+                          env=cli_env(results))
+    latest = results / "08_observability" / "latest"
+    return proc, json.loads((latest / "result.json").read_text()), latest
+
+
+def test_every_finding_holds(lab08):
+    proc, result, _ = lab08
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert len(result["findings"]) == 10 and all(f["holds"] for f in result["findings"])
+
+
+def test_observed_as_measured_and_no_credential_written(lab08):
+    _, result, run_dir = lab08
+    f = {x["id"]: x["measured"] for x in result["findings"]}
+    assert f["results_live_in_redis_for_result_expires"]["failure_ttl_s"] <= 15
+    assert f["flower_counts_the_burst"]["failed"] == 5
+    assert f["flower_api_refuses_without_credentials"]["/api/workers"] == [401, 200]
+    # the per-run Flower credential (user "lab", a random token) lives only in Flower's
+    # environment: no file of the run holds it
+    credential = re.compile(r"lab:[A-Za-z0-9_-]{16,}")
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".png":
+            assert not credential.search(path.read_text(errors="replace")), path
+    assert "basic_auth" not in result["celery_settings"]
