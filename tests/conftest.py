@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import psutil
 import pytest
@@ -54,6 +57,27 @@ def results_dir(tmp_path, monkeypatch) -> Path:
 def session(tmp_path):
     with LabSession(PROBE, Params(), tmp_path / "run", progress=False) as s:
         yield s
+
+
+class LabRun(NamedTuple):
+    proc: subprocess.CompletedProcess
+    result: dict[str, Any] | None
+    run_dir: Path
+
+
+def run_lab(results: Path, lab_id: str, *args: str, params: list[str] = (),
+            script: bool = False, timeout: float = 300) -> LabRun:
+    """Run a lab as a user would (``celery-lab run NN`` or, with ``script``, its driver as a
+    script) into ``results``; returns the process and the run's result.json."""
+    number = lab_id.split("_", 1)[0]
+    command = ([sys.executable, "-m", f"labs.lab{lab_id}.driver"] if script
+               else [sys.executable, "-m", "labkit", "run", number])
+    command += [*args, *(a for p in params for a in ("--param", p))]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env=cli_env(results))
+    latest = results / lab_id / "latest"
+    result = json.loads((latest / "result.json").read_text()) if latest.exists() else None
+    return LabRun(proc, result, latest)
 
 
 def cli_env(results: Path) -> dict[str, str]:

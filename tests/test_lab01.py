@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from labkit.broker import start_embedded
 from labkit.processes import ProcessRegistry
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 EXPECTED_FINDINGS = {
     "apply_runs_in_the_caller", "one_message_per_submission", "countdown_is_held_by_the_worker",
@@ -21,19 +17,13 @@ EXPECTED_FINDINGS = {
 
 
 def _run_lab(results, *extra):
-    proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "run", "01", "--quick", *extra],
-        capture_output=True, text=True, timeout=240, cwd=REPO, env=cli_env(results))
-    latest = results / "01_hello_world" / "latest"
-    result = json.loads((latest / "result.json").read_text()) if latest.exists() else None
-    return proc, result
+    return run_lab(results, "01_hello_world", "--quick", *extra)[:2]
 
 
 @pytest.fixture(scope="module")
 def lab01(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    return _run_lab(results, "--param", "sequential=30", "--param", "batch=200",
-                    "--param", "countdown=0.4")
+    return _run_lab(tmp_path_factory.mktemp("results"), "--param", "sequential=30",
+                    "--param", "batch=200", "--param", "countdown=0.4")
 
 
 def test_every_finding_holds_and_the_exit_code_says_so(lab01):

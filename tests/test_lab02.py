@@ -3,13 +3,9 @@ with parameters other than the defaults so the findings are shown to follow Cele
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff_tasks=12",
           "backoff_retries=2", "retry_backoff_max=1", "visibility_timeout=0.6",
@@ -18,17 +14,11 @@ PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff
 
 @pytest.fixture(scope="module")
 def lab02(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([sys.executable, "-m", "labs.lab02_retry.driver", "--quick", *args],
-                          capture_output=True, text=True, timeout=240, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "02_retry" / "latest" / "result.json"
-    return proc, json.loads(latest.read_text()) if latest.exists() else None
+    return run_lab(tmp_path_factory.mktemp("results"), "02_retry", "--quick", params=PARAMS, script=True)
 
 
 def test_every_finding_holds(lab02):
-    proc, result = lab02
+    proc, result, _ = lab02
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     ids = {f["id"] for f in result["findings"]}
     assert {"retry_is_a_new_message_for_the_same_task", "retry_message_is_received_at_once_and_held",
@@ -43,7 +33,7 @@ def test_every_finding_holds(lab02):
 
 
 def test_measured_behaviour(lab02):
-    _, result = lab02
+    _, result, _ = lab02
     f = {x["id"]: x["measured"] for x in result["findings"]}
     assert f["retry_is_a_new_message_for_the_same_task"]["retries"] == [0, 1]
     assert f["exhausted_retries_fail_with_the_tasks_exception"]["True"]["attempts"] == 2

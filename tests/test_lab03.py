@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0.1",
           "poll_s=0.12", "secret=s3cr3t-value"]
@@ -16,13 +14,7 @@ PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0
 
 @pytest.fixture(scope="module")
 def lab03(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([*(sys.executable, "-m", "labkit", "run", "03"), *args],
-                          capture_output=True, text=True, timeout=240, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "03_bind_context" / "latest"
-    return proc, json.loads((latest / "result.json").read_text()), latest
+    return run_lab(tmp_path_factory.mktemp("results"), "03_bind_context", params=PARAMS)
 
 
 def test_every_finding_holds(lab03):

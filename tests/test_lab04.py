@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, run_lab
 
 PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
           "tasks=3", "task_s=0.4", "kill_fractions=0.5", "redelivery_vts=1.2",
@@ -17,17 +16,12 @@ PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
 
 @pytest.fixture(scope="module")
 def lab04(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([sys.executable, "-m", "labs.lab04_acks_late.driver", "--quick", *args],
-                          capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "04_acks_late" / "latest" / "result.json"
-    return proc, json.loads(latest.read_text()) if latest.exists() else None
+    return run_lab(tmp_path_factory.mktemp("results"), "04_acks_late", "--quick", params=PARAMS,
+                   script=True)
 
 
 def test_every_finding_holds(lab04):
-    proc, result = lab04
+    proc, result, _ = lab04
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     ids = {f["id"] for f in result["findings"]}
     assert {f"{m}_{f}" for m in ("early", "late", "late_reject")
@@ -36,7 +30,7 @@ def test_every_finding_holds(lab04):
 
 
 def test_what_loses_work_and_what_repeats_it(lab04):
-    _, result = lab04
+    _, result, _ = lab04
     f = {x["id"]: x["measured"] for x in result["findings"]}
     assert f["early_child_kill"]["hit_outcomes"] == {"lost": 1}
     assert f["late_child_kill"]["hit_states"] == {"FAILURE (WorkerLostError)": 1}

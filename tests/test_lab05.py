@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 PARAMS = ["interval=0.4", "window=2.5", "away=1.5", "gap=1.2", "both=1.6",
           "broken_interval=0.4", "timezones=UTC,Asia/Tokyo", "cron_hour=6", "cron_minute=30"]
@@ -16,23 +12,17 @@ PARAMS = ["interval=0.4", "window=2.5", "away=1.5", "gap=1.2", "both=1.6",
 
 @pytest.fixture(scope="module")
 def lab05(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([sys.executable, "-m", "labs.lab05_beat.driver", "--quick", *args],
-                          capture_output=True, text=True, timeout=240, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "05_beat" / "latest" / "result.json"
-    return proc, json.loads(latest.read_text()) if latest.exists() else None
+    return run_lab(tmp_path_factory.mktemp("results"), "05_beat", "--quick", params=PARAMS, script=True)
 
 
 def test_every_finding_holds(lab05):
-    proc, result = lab05
+    proc, result, _ = lab05
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert len(result["findings"]) == 9 and all(f["holds"] for f in result["findings"])
 
 
 def test_beat_behaviour_as_measured(lab05):
-    _, result = lab05
+    _, result, _ = lab05
     f = {x["id"]: x["measured"] for x in result["findings"]}
     assert abs(f["beat_keeps_the_interval"]["mean_period_ms"] - 400) < 15
     assert f["missed_ticks_are_not_caught_up"]["sent_while_down"] == 0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,a.#,#.z,*.*.z",
           "topic_keys=a.b,a,z,a.z,b.c.z", "broadcasts=2", "shared=6", "unroutable_key=fatal"]
@@ -16,23 +12,17 @@ PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,
 
 @pytest.fixture(scope="module")
 def lab06(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([sys.executable, "-m", "labkit", "run", "06", *args],
-                          capture_output=True, text=True, timeout=240, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "06_routing" / "latest" / "result.json"
-    return proc, json.loads(latest.read_text()) if latest.exists() else None
+    return run_lab(tmp_path_factory.mktemp("results"), "06_routing", params=PARAMS)
 
 
 def test_every_finding_holds(lab06):
-    proc, result = lab06
+    proc, result, _ = lab06
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert len(result["findings"]) == 9 and all(f["holds"] for f in result["findings"])
 
 
 def test_routing_as_measured(lab06):
-    _, result = lab06
+    _, result, _ = lab06
     f = {x["id"]: x["measured"] for x in result["findings"]}
     # three entries named transient_logs: only the last key ('trace') is bound
     assert f["two_queue_entries_with_one_name_keep_only_the_last"]["transient_logs_got"] == {

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_lab
 
 PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2",
           "threshold=8", "result_expires=45", "failure_expires=15"]
@@ -17,13 +14,7 @@ PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2
 
 @pytest.fixture(scope="module")
 def lab08(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    args = [a for p in PARAMS for a in ("--param", p)]
-    proc = subprocess.run([sys.executable, "-m", "labkit", "run", "08", *args],
-                          capture_output=True, text=True, timeout=240, cwd=REPO,
-                          env=cli_env(results))
-    latest = results / "08_observability" / "latest"
-    return proc, json.loads((latest / "result.json").read_text()), latest
+    return run_lab(tmp_path_factory.mktemp("results"), "08_observability", params=PARAMS)
 
 
 def test_every_finding_holds(lab08):
