@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ from celery.result import AsyncResult
 from celery.utils import uuid
 
 from labkit.redis_state import queue_length
+from labkit.sampler import Sampler
 from labkit.session import LabSession
 from labkit.workers import Flower
 from labs.lab08_observability.tasks import fire_and_forget, retry_once, work
@@ -67,42 +67,17 @@ def result_keys(session: LabSession, timeout: float) -> dict[str, Any]:
         return {"success": meta(ok.id), "failure": meta(bad.id), "ignore_result": meta(quiet.id)}
 
 
-class FlowerScraper:
-    """Scrape /api/queues/length and /metrics every ``interval`` s in the background."""
-
-    def __init__(self, flower: Flower, interval: float) -> None:
-        self.flower = flower
-        self.interval = interval
-        self.rows: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            t = time.time()
-            try:
-                _, lengths = self.flower.get("/api/queues/length", timeout=2)
-                _, metrics = self.flower.get("/metrics", timeout=2)
-                active = json.loads(lengths).get("active_queues", [])
-                self.rows.append({
-                    "t": t,
-                    "queue_length": sum(q.get("messages", 0) for q in active
-                                        if q.get("name") == "celery"),
-                    "succeeded": _metric_sum(metrics, "flower_events_total", "task-succeeded"),
-                    "failed": _metric_sum(metrics, "flower_events_total", "task-failed"),
-                    "received": _metric_sum(metrics, "flower_events_total", "task-received"),
-                })
-            except (OSError, ValueError):
-                pass  # a missed scrape is a gap in the plot, not a failure of the run
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> FlowerScraper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+def scrape(flower: Flower) -> dict[str, Any]:
+    """One look at Flower: the queue length its API reports and its event counters."""
+    _, lengths = flower.get("/api/queues/length", timeout=2)
+    _, metrics = flower.get("/metrics", timeout=2)
+    active = json.loads(lengths).get("active_queues", [])
+    return {
+        "queue_length": sum(q.get("messages", 0) for q in active if q.get("name") == "celery"),
+        "succeeded": _metric_sum(metrics, "flower_events_total", "task-succeeded"),
+        "failed": _metric_sum(metrics, "flower_events_total", "task-failed"),
+        "received": _metric_sum(metrics, "flower_events_total", "task-received"),
+    }
 
 
 def _metric_sum(text: bytes, name: str, event_type: str) -> float:
@@ -118,7 +93,8 @@ def burst(session: LabSession, flower: Flower, tasks: int, task_s: float, failur
           scheduled: int, countdown: float, scrape_s: float, timeout: float) -> dict[str, Any]:
     """A burst that backs up the queue; inspect and Flower watch it drain."""
     inspect_rows = []
-    with FlowerScraper(flower, scrape_s) as scraper:
+    # a failed scrape is a gap in the plot (Sampler records the error), not a failed run
+    with Sampler(lambda: scrape(flower), interval=scrape_s) as scraper:
         time.sleep(2 * scrape_s)
         # the ETA tasks first: a worker holds them as "scheduled" only once it has fetched them
         sent = [work.apply_async((task_s,), countdown=countdown) for _ in range(scheduled)]
@@ -145,7 +121,8 @@ def burst(session: LabSession, flower: Flower, tasks: int, task_s: float, failur
     once = {"stats": inspector.stats(), "registered": inspector.registered(),
             "active_queues": inspector.active_queues()}
     return {"sent": len(sent), "failures": failures, "scheduled": scheduled, "tasks": tasks,
-            "inspect": inspect_rows, "scrapes": scraper.rows,
+            "inspect": inspect_rows,
+            "scrapes": [{"t": row["t"], **row["value"]} for row in scraper.rows],
             "registered_lab08": sorted(t for ts in (once["registered"] or {}).values()
                                        for t in ts if t.startswith("lab08.")),
             "active_queues": sorted({q["name"] for qs in (once["active_queues"] or {}).values()
