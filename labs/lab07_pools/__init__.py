@@ -1,0 +1,1 @@
+"""Lab 07: pool comparison against the ideal."""

@@ -1,0 +1,192 @@
+"""Lab 07: pool comparison (prefork, threads, gevent, eventlet, solo) against the ideal.
+
+``python -m labs.lab07_pools.driver`` is ``celery-lab run 07``; the notebook calls ``run()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from labkit.errors import SetupError
+from labkit.lab import Lab
+from labkit.params import Param, Params
+from labkit.results import write_json
+from labkit.session import LabSession
+from labs.lab07_pools import measure, plots
+
+POOLS = ["prefork", "threads", "gevent", "eventlet", "solo"]
+GREEN = {"gevent", "eventlet"}
+
+PARAMS = {
+    "pools": Param(POOLS, "pools to compare"),
+    "process_concurrency": Param([1, 2, 4], "concurrencies for prefork and threads",
+                                 quick=[1, 2], min=1, max=32),
+    "green_concurrency": Param([1, 8, 32, 128], "concurrencies for gevent and eventlet",
+                               quick=[1, 16], min=1, max=1000),
+    "latency": Param(0.05, "IO-bound task: seconds of waiting", min=0.005, max=2),
+    "cpu_ms": Param(20.0, "CPU-bound task: milliseconds of pure-Python work", min=1, max=2000),
+    "per_slot": Param(4, "tasks per concurrency slot in each batch", quick=3, min=1, max=50),
+    "soft_limit": Param(0.5, "task_soft_time_limit for the overrunning task, seconds", min=0.1,
+                        max=30),
+    "hard_limit": Param(1.0, "task_time_limit, seconds", min=0.2, max=60),
+    "long_s": Param(1.5, "head-of-line: the long task, seconds", quick=1.0, min=0.3, max=30),
+    "shorts": Param(12, "head-of-line: short tasks sent behind it", min=4, max=200),
+    "timeout": Param(60.0, "bound on every wait, seconds", min=5),
+}
+
+
+def validate(p: Params) -> None:
+    unknown = set(p.pools) - set(POOLS)
+    if unknown:
+        raise SetupError(f"bad param pools: unknown {sorted(unknown)}; choose from {POOLS}")
+    if p.hard_limit <= p.soft_limit:
+        raise SetupError("bad param hard_limit: it must exceed soft_limit")
+
+
+def configs(p: Params) -> list[tuple[str, int]]:
+    out = []
+    for pool in p.pools:
+        levels = ([1] if pool == "solo" else p.green_concurrency if pool in GREEN
+                  else p.process_concurrency)
+        out += [(pool, c) for c in levels]
+    return out
+
+
+def measure_lab(s: LabSession) -> None:
+    p = s.params
+    cores = os.cpu_count() or 1
+    iterations = measure.calibrate(p.cpu_ms)
+    s.measure(cores=cores, cpu_iterations=iterations)
+    plan = configs(p)
+    s.step(f"sweep: {len(plan)} worker configurations x io/cpu/mixed; {p.cpu_ms} ms of CPU = "
+           f"{iterations} iterations; {cores} cores")
+    rows = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cores=cores,
+                         per_slot=p.per_slot, timeout=p.timeout)
+    s.measure(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
+    s.write_csv("sweep.csv", rows)
+    check_sweep(s, rows, cores)
+
+    s.step(f"time limits (soft {p.soft_limit} s, hard {p.hard_limit} s) on every pool")
+    limits = measure.time_limits(s, p.pools, p.soft_limit, p.hard_limit,
+                                 runs_for=p.hard_limit + 1.5, timeout=p.timeout)
+    s.measure(time_limits=limits)
+    check_limits(s, limits)
+
+    s.step("head-of-line blocking: prefetch multiplier 4 against 1 with acks_late")
+    hol = [measure.head_of_line(s, 4, False, p.long_s, p.shorts, p.timeout),
+           measure.head_of_line(s, 1, True, p.long_s, p.shorts, p.timeout)]
+    write_json(s.run_dir / "head_of_line.json", hol)
+    s.files.append("head_of_line.json")
+    check_hol(s, hol)
+
+    s.measure(choose=choose(rows))
+    for name, fig in plots.figures(s.run_dir).items():
+        s.save_figure(name, fig)
+
+
+def _best(rows: list[dict], pool: str, workload: str) -> dict | None:
+    mine = [r for r in rows if r["pool"] == pool and r["workload"] == workload]
+    return max(mine, key=lambda r: r["throughput"]) if mine else None
+
+
+def _at(rows: list[dict], pool: str, workload: str, concurrency: int) -> dict | None:
+    return next((r for r in rows if r["pool"] == pool and r["workload"] == workload
+                 and r["concurrency"] == concurrency), None)
+
+
+def check_sweep(s: LabSession, rows: list[dict], cores: int) -> None:
+    over = [r for r in rows if r["ratio"] > 1.1]
+    s.check("nobody_beats_the_ideal",
+            "no pool exceeds its ideal throughput: IO concurrency / latency, CPU "
+            "min(concurrency, cores) / cost (the fastest single execution measured)",
+            {"configurations": len(rows), "max_ratio": round(max(r["ratio"] for r in rows), 3)},
+            "every measured / ideal <= 1.1", not over)
+    ones = [r for r in rows if r["concurrency"] == 1 and r["workload"] == "io"]
+    s.check("concurrency_one_runs_one_task_at_a_time",
+            "at concurrency 1 (and with solo) tasks run one at a time: IO throughput is about "
+            "1 / latency, whatever the pool",
+            {r["pool"]: round(r["ratio"], 3) for r in ones},
+            "measured / ideal between 0.5 and 1.1 for every pool at concurrency 1",
+            bool(ones) and all(0.5 <= r["ratio"] <= 1.1 for r in ones))
+    green = [b for b in (_best(rows, pool, "io") for pool in GREEN) if b]
+    prefork = _best(rows, "prefork", "io")
+    if green and prefork:
+        top = max(green, key=lambda r: r["throughput"])
+        s.check("green_pools_win_on_io",
+                "on IO-bound work a green pool at high concurrency beats prefork at a few "
+                "processes",
+                {"green": f"{top['pool']} x{top['concurrency']}: {top['throughput']:.0f}/s",
+                 "prefork": f"x{prefork['concurrency']}: {prefork['throughput']:.0f}/s"},
+                "green > 2 x prefork", top["throughput"] > 2 * prefork["throughput"])
+    t1, p1 = _at(rows, "threads", "cpu", 1), _at(rows, "prefork", "cpu", 1)
+    tmax, pmax = _best(rows, "threads", "cpu"), _at(rows, "prefork", "cpu", min(cores, max(
+        (r["concurrency"] for r in rows if r["pool"] == "prefork"), default=1)))
+    if t1 and p1 and tmax and pmax and pmax["concurrency"] > 1:
+        threads_gain = tmax["throughput"] / t1["throughput"]
+        prefork_gain = pmax["throughput"] / p1["throughput"]
+        s.check("threads_do_not_scale_cpu_work",
+                "on CPU-bound pure-Python work threads gain nothing from concurrency (the GIL); "
+                f"prefork gains from its processes, up to the {cores} cores",
+                {"threads_best_over_1": round(threads_gain, 2),
+                 f"prefork_{pmax['concurrency']}_over_1": round(prefork_gain, 2)},
+                "threads gain < 1.3; prefork gains > 1.15 and more than threads by 0.15",
+                threads_gain < 1.3 and prefork_gain > 1.15 and prefork_gain > threads_gain + 0.15)
+
+
+def check_limits(s: LabSession, limits: list[dict]) -> None:
+    p = s.params
+    by_pool = {r["pool"]: r for r in limits}
+    pre = by_pool.get("prefork")
+    if pre:
+        s.check("prefork_enforces_soft_and_hard_time_limits",
+                "prefork delivers SoftTimeLimitExceeded inside the task at the soft limit and "
+                "kills it at the hard limit (TimeLimitExceeded)",
+                pre, f"soft reached the task; FAILURE with TimeLimitExceeded near {p.hard_limit} s",
+                pre["soft_limit_reached_task"] and pre["state"] == "FAILURE"
+                and "TimeLimitExceeded" in (pre["exception"] or "")
+                and pre["ended_after_s"] is not None
+                and pre["ended_after_s"] < p.hard_limit + 1.0)
+    unenforced = [r["pool"] for r in limits if r["ran_to_the_end"]]
+    s.measure(time_limits_not_enforced=unenforced)
+
+
+def check_hol(s: LabSession, hol: list[dict]) -> None:
+    eager, fair = hol
+    s.check("prefetch_holds_short_tasks_behind_a_long_one",
+            "with prefetch multiplier 4 a busy worker holds short tasks behind its long one while "
+            "another worker is free; multiplier 1 with acks_late leaves them to the free worker",
+            {"stuck_with_multiplier_4": eager["stuck_behind_the_long_one"],
+             "stuck_with_multiplier_1_acks_late": fair["stuck_behind_the_long_one"]},
+            ">= 1 stuck with 4, 0 with 1 + acks_late",
+            eager["stuck_behind_the_long_one"] >= 1 and fair["stuck_behind_the_long_one"] == 0)
+
+
+def choose(rows: list[dict]) -> list[dict[str, Any]]:
+    """A plain table: for each workload, the best configuration measured, and the runner-up."""
+    out = []
+    for workload in ("io", "cpu", "mixed"):
+        ranked = sorted((r for r in rows if r["workload"] == workload),
+                        key=lambda r: r["throughput"], reverse=True)
+        for rank, r in enumerate(ranked[:2], 1):
+            out.append({"workload": workload, "rank": rank, "pool": r["pool"],
+                        "concurrency": r["concurrency"], "tasks_per_s": round(r["throughput"], 1),
+                        "of_ideal": round(r["ratio"], 2), "rss_mb": round(r["rss_mb"], 1)})
+    return out
+
+
+LAB = Lab(
+    id="07_pools",
+    title="Pool comparison (prefork, threads, gevent, eventlet, solo) against the ideal",
+    measure=measure_lab,
+    params=PARAMS,
+    validate=validate,
+    wall_time="default about 80 s, --quick about 50 s",
+)
+
+# What the notebook calls: the same measurement as ``celery-lab run 07``.
+run = LAB.run
+
+if __name__ == "__main__":
+    sys.exit(LAB.main())

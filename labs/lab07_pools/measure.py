@@ -1,0 +1,140 @@
+"""Lab 07's measurements: a sweep of pools and concurrencies over three workloads, time
+limits per pool, and head-of-line blocking from prefetch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labkit.session import LabSession
+from labkit.stats import summary
+from labkit.taskside import read_records
+from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, overrun, spin
+
+QUEUE = "lab07"
+
+
+def calibrate(cpu_ms: float) -> int:
+    """Iterations of ``spin`` that cost ``cpu_ms`` on this machine (best of three)."""
+    probe = 200_000
+    best = min(_timed(probe) for _ in range(3))
+    return max(1, round(probe * cpu_ms / 1000 / best))
+
+
+def _timed(iterations: int) -> float:
+    started = time.perf_counter()
+    spin(iterations)
+    return time.perf_counter() - started
+
+
+def batch(session: LabSession, signature, n: int, timeout: float) -> dict[str, Any]:
+    """Send ``n`` tasks at once; throughput and latency from the client clock and the events."""
+    submits, results = [], []
+    for _ in range(n):
+        submits.append(time.time())
+        results.append(signature.apply_async(queue=QUEUE))
+    ids = {r.id for r in results}
+    missing = session.events.wait_for_tasks(ids, "task-succeeded", timeout)
+    if missing:
+        raise TimeoutError(f"{len(missing)} of {n} tasks did not finish within {timeout} s")
+    events = {i: e["task-succeeded"] for i, e in session.events.by_task().items() if i in ids}
+    latencies = [events[r.id]["timestamp"] - t for r, t in zip(results, submits, strict=True)]
+    elapsed = max(e["timestamp"] for e in events.values()) - submits[0]
+    return {"n": n, "elapsed_s": elapsed, "throughput": n / elapsed,
+            "min_runtime_s": min(float(e.get("runtime") or 0) for e in events.values()), **{
+                f"latency_{k}": v for k, v in summary(latencies).items() if k in ("p50", "p99")}}
+
+
+def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float,
+          iterations: int, cores: int, per_slot: int, timeout: float) -> list[dict[str, Any]]:
+    rows = []
+    for pool, concurrency in configs:
+        worker = session.start_worker(f"{pool}{concurrency}", pool=pool, concurrency=concurrency,
+                                      queues=[QUEUE])
+        batch(session, io.s(0.0), 2, timeout)  # warm up: connections, green hub, pool children
+        rss = worker.rss_bytes()
+        n_io = max(8, per_slot * concurrency)
+        n_cpu = max(24, 4 * per_slot * min(concurrency, cores))  # CPU timings want a longer batch
+        n_mixed = max(8, per_slot * min(concurrency, 8))  # CPU-bound past a few slots anyway
+        workloads = {
+            "io": (io.s(latency), n_io),
+            "cpu": (cpu.s(iterations), n_cpu),
+            "mixed": (mixed.s(iterations, latency), n_mixed),
+        }
+        for name, (signature, n) in workloads.items():
+            measured = batch(session, signature, n, timeout)
+            rows.append({"pool": pool, "concurrency": concurrency, "workload": name,
+                         "start_s": worker.ready_s, "rss_mb": rss / 1e6, **measured})
+        # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
+        session.stop_workers([worker], timeout=1.5)
+    # the CPU cost is what the fastest execution of the CPU task took in any worker (the
+    # driver's calibration only aimed at it); the ideals follow from it
+    cost = min(r["min_runtime_s"] for r in rows if r["workload"] == "cpu")
+    for r in rows:
+        c = r["concurrency"]
+        r["cpu_cost_s"] = cost
+        r["ideal"] = {"io": c / latency, "cpu": min(c, cores) / cost,
+                      "mixed": min(c / (cost + latency), cores / cost)}[r["workload"]]
+        r["ratio"] = r["throughput"] / r["ideal"]
+    return rows
+
+
+def time_limits(session: LabSession, pools: list[str], soft: float, hard: float, runs_for: float,
+                timeout: float) -> list[dict[str, Any]]:
+    """The same overrunning task on every pool at once, each on its own queue."""
+    settings = {"task_soft_time_limit": soft, "task_time_limit": hard}
+    workers = session.start_workers({
+        f"limits-{pool}": {"pool": pool, "concurrency": 1 if pool == "solo" else 2,
+                           "queues": [f"{QUEUE}_limits_{pool}"], "settings": settings}
+        for pool in pools})
+    sent = {pool: (time.time(), overrun.apply_async((runs_for,), queue=f"{QUEUE}_limits_{pool}"))
+            for pool in pools}
+    deadline = time.monotonic() + runs_for + timeout
+    ids = {r.id for _, r in sent.values()}
+    while time.monotonic() < deadline:
+        if all(session.events.count(i, "task-succeeded") or session.events.count(i, "task-failed")
+               for i in ids):
+            break
+        time.sleep(0.05)
+    with session.broker.client() as r:
+        records: dict[str, list[str]] = {}
+        for row in read_records(r, session.broker.key(LIMITS)):
+            records.setdefault(row["id"], []).append(row["outcome"])
+    rows = []
+    for pool, (t0, result) in sent.items():
+        ended = [e for e in session.events.snapshot() if e.get("uuid") == result.id
+                 and e["type"] in ("task-succeeded", "task-failed")]
+        failure = type(result.result).__name__ if result.state == "FAILURE" else None
+        rows.append({
+            "pool": pool, "state": result.state, "exception": failure,
+            "ended_after_s": round(ended[0]["timestamp"] - t0, 2) if ended else None,
+            "soft_limit_reached_task": "soft" in records.get(result.id, []),
+            "ran_to_the_end": "ran to the end" in records.get(result.id, []),
+        })
+    session.stop_workers(workers, timeout=runs_for + 2)
+    return rows
+
+
+def head_of_line(session: LabSession, multiplier: int, acks_late: bool, long_s: float,
+                 shorts: int, timeout: float) -> dict[str, Any]:
+    """Two single-process workers; long tasks with short ones queued behind them."""
+    settings = {"task_acks_late": acks_late}
+    name = f"m{multiplier}{'late' if acks_late else ''}"
+    workers = session.start_workers({
+        f"hol-{name}-{i}": {"concurrency": 1, "prefetch": multiplier, "queues": [f"{QUEUE}_hol"],
+                            "settings": settings} for i in range(2)})
+    submitted = []
+    for i in range(shorts + 1):
+        task = io.s(long_s) if i == 0 else io.s(0.01)
+        submitted.append((i > 0, time.time(), task.apply_async(queue=f"{QUEUE}_hol")))
+    ids = {r.id for _, _, r in submitted}
+    missing = session.events.wait_for_tasks(ids, "task-succeeded", long_s + timeout)
+    if missing:
+        raise TimeoutError("head-of-line tasks did not finish")
+    done = {i: e["task-succeeded"]["timestamp"] for i, e in session.events.by_task().items()
+            if i in ids}
+    latencies = [done[r.id] - t for short, t, r in submitted if short]
+    session.stop_workers(workers)
+    return {"multiplier": multiplier, "acks_late": acks_late, "long_s": long_s,
+            "short_latencies": latencies,
+            "stuck_behind_the_long_one": sum(1 for x in latencies if x > long_s / 2)}

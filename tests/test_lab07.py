@@ -1,0 +1,33 @@
+"""Lab 07 end to end on a small sweep with parameters other than the defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_lab
+
+PARAMS = ["pools=prefork,threads,gevent,solo", "process_concurrency=1,2", "green_concurrency=1,24",
+          "latency=0.04", "cpu_ms=25", "per_slot=2", "soft_limit=0.4", "hard_limit=0.9",
+          "long_s=0.8", "shorts=10"]
+
+
+@pytest.fixture(scope="module")
+def lab07(tmp_path_factory):
+    return run_lab(tmp_path_factory.mktemp("results"), "07_pools", "--quick", params=PARAMS)
+
+
+def test_every_finding_holds(lab07):
+    proc, result, _ = lab07
+    assert proc.returncode == 0, [f for f in (result or {}).get("findings", []) if not f["holds"]]
+    assert len(result["findings"]) == 6 and all(f["holds"] for f in result["findings"])
+
+
+def test_the_sweep_as_measured(lab07):
+    _, result, _ = lab07
+    f = {x["id"]: x["measured"] for x in result["findings"]}
+    assert set(f["concurrency_one_runs_one_task_at_a_time"]) == {"prefork", "threads", "gevent",
+                                                                 "solo"}
+    assert f["prefork_enforces_soft_and_hard_time_limits"]["exception"] == "TimeLimitExceeded"
+    assert f["prefetch_holds_short_tasks_behind_a_long_one"]["stuck_with_multiplier_1_acks_late"] == 0
+    choose = result["measurements"]["choose"]
+    assert {row["workload"] for row in choose} == {"io", "cpu", "mixed"}
