@@ -12,6 +12,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +95,25 @@ class LabSession:
     def _pin_environment(self) -> None:
         """Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from os.environ before its
         config: for the run, this process's own environment says what the workers' says."""
-        self._saved_env = {name: os.environ.get(name) for name in PINNED_ENV}
-        for name in PINNED_ENV:
-            os.environ.pop(name, None)
-        os.environ.update({k: v for k, v in self.env.items() if k in PINNED_ENV})
+        self._saved_env = _pin(self.env)
 
     def _restore_environment(self) -> None:
-        for name, value in getattr(self, "_saved_env", {}).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _unpin(getattr(self, "_saved_env", {}))
+
+    @contextmanager
+    def client_app(self, settings: dict[str, Any]) -> Iterator[Celery]:
+        """A second client configured exactly as a process started with the run's settings
+        amended by ``settings`` would be (environment included); the run's client afterwards."""
+        env = run_settings.process_env(self.broker, run_settings.merge(self.settings, settings))
+        saved = _pin(env)
+        app = create_app(env)
+        try:
+            yield app
+        finally:
+            app.close()
+            _unpin(saved)
+            self.app.set_default()
+            self.app.set_current()
 
     def close(self) -> None:
         if self.events is not None:
@@ -229,3 +239,20 @@ class LabSession:
         fig.savefig(path, dpi=110, bbox_inches="tight")
         self.files.append(name)
         return path
+
+
+def _pin(env: dict[str, str]) -> dict[str, str | None]:
+    """Put ``env``'s broker/backend variables into os.environ; returns what was there."""
+    saved = {name: os.environ.get(name) for name in PINNED_ENV}
+    for name in PINNED_ENV:
+        os.environ.pop(name, None)
+    os.environ.update({k: v for k, v in env.items() if k in PINNED_ENV})
+    return saved
+
+
+def _unpin(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

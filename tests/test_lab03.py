@@ -30,6 +30,10 @@ def test_contexts_are_real_and_the_secret_stays_out_of_events(lab03):
     assert f["retries_count_up_with_the_same_id"]["retries"] == [0, 1]
     assert f["hostname_is_the_worker_that_ran_it"]["workers"] == ["w1@celery-lab", "w2@celery-lab"]
     assert f["without_a_backend_the_client_sees_pending"]["states_seen"] == ["PENDING"]
+    # the client built without a backend really has none (the run's pinned environment must
+    # not lend it one): asking for a state fails
+    assert not f["without_a_backend_the_client_sees_pending"]["client_without_backend"].startswith(
+        "no error")
     assert f["argsrepr_keeps_the_secret_out_of_events"]["events_with_secret_hidden"] == 0
     contexts = json.loads((run_dir / "contexts.json").read_text())["contexts"]
     pids = {c["pid"] for c in contexts}

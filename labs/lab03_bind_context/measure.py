@@ -9,8 +9,6 @@ from typing import Any
 
 from celery import chain, group
 
-from app.celery_app import create_app
-from app.config import SETTINGS_ENV
 from labkit.redis_state import queued_messages
 from labkit.session import LabSession
 from labkit.taskside import read_records
@@ -78,17 +76,11 @@ def without_backend(session: LabSession, queue: str, steps: int, step_s: float, 
         time.sleep(poll_s)
     polls.append({"t": time.time(), "state": result.state})
     # and a client that has no backend itself cannot even ask
-    env = dict(session.env)
-    env[SETTINGS_ENV] = json.dumps({**session.settings, "result_backend": None})
-    bare = create_app(env)
-    try:
-        client_error = f"no error; state {bare.AsyncResult(result.id).state}"
-    except Exception as exc:
-        client_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    finally:
-        bare.close()
-        session.app.set_default()
-        session.app.set_current()
+    with session.client_app({"result_backend": None}) as bare:
+        try:
+            client_error = f"no error; state {bare.AsyncResult(result.id).state}"
+        except Exception as exc:
+            client_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     return {"id": result.id, "polls": polls, "task_succeeded_event": ran,
             "client_without_backend": client_error}
 

@@ -3,7 +3,6 @@ own record), and what the queue did in between."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +10,6 @@ from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
 
-from app.celery_app import create_app
-from app.config import SETTINGS_ENV
 from labkit.redis_state import queue_length
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -157,11 +154,7 @@ def crontab_due_times(session: LabSession, expression: dict[str, str], zones: li
     rows = []
     for zone in zones:
         for enable_utc in (True, False):
-            env = dict(session.env)
-            env[SETTINGS_ENV] = _json({**session.settings, "timezone": zone,
-                                       "enable_utc": enable_utc})
-            app = create_app(env)
-            try:
+            with session.client_app({"timezone": zone, "enable_utc": enable_utc}) as app:
                 cursor = now
                 dues = []
                 for _ in range(count):
@@ -174,10 +167,6 @@ def crontab_due_times(session: LabSession, expression: dict[str, str], zones: li
                              "celery": [d.isoformat() for d in dues],
                              "zoneinfo": [d.isoformat() for d in
                                           _zoneinfo_dues(expression, zone, now, count)]})
-            finally:
-                app.close()
-    session.app.set_default()
-    session.app.set_current()
     return rows
 
 
@@ -196,6 +185,3 @@ def _zoneinfo_dues(expression: dict[str, str], zone: str, now: datetime,
         day = (day + timedelta(days=1)).replace(hour=hour, minute=minute)
     return out
 
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
