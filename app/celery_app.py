@@ -6,9 +6,7 @@ app in workers and to the lab kit's client app in a driver (see ``create_app``).
 
 from __future__ import annotations
 
-import pkgutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -16,18 +14,8 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue, binding
 from kombu.common import Broadcast
 
+import labs
 from app.config import settings_from_env
-
-LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
-
-
-def lab_task_modules() -> list[str]:
-    """Every ``labs.labNN_name.tasks`` module, found on disk so a new lab needs no edit here."""
-    return sorted(
-        f"labs.{info.name}.tasks"
-        for info in pkgutil.iter_modules([str(LABS_DIR)])
-        if info.ispkg and info.name.startswith("lab") and (LABS_DIR / info.name / "tasks.py").exists()
-    )
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Celery:
@@ -37,7 +25,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Celery:
     variables it hands its workers, so the two cannot disagree, and one process can run
     several labs against several brokers one after another.
     """
-    celery = Celery("celery_lab", include=lab_task_modules())
+    celery = Celery("celery_lab", include=labs.task_modules())
     settings = settings_from_env(environ)
     if "beat_schedule" in settings:
         settings["beat_schedule"] = schedule_from_json(settings["beat_schedule"], celery)

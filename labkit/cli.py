@@ -1,4 +1,4 @@
-"""``celery-lab`` (also ``python -m labkit``): list, run, doctor, env, redis.
+"""``celery-lab`` (also ``python -m labkit``): list, run, report, doctor, env, redis.
 
 Exit codes: 0 every finding held; 1 a finding did not hold (or a lab crashed); 2 setup error
 (no Redis binary, broker unreachable, unknown lab, bad param) with one line and no traceback;
@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from labkit import lab as lab_registry
+from labkit import catalog
 from labkit.errors import SetupError
+from labkit.lab import Lab
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                                       "also CELERY_LAB_BROKER)")
     run.add_argument("--results", type=Path, help="results root (default ./results; also "
                                                   "CELERY_LAB_RESULTS)")
+
+    report = sub.add_parser("report", help="rebuild REPORT.md from the result.json files on disk")
+    report.add_argument("results", nargs="?", type=Path, help="results root (default ./results; "
+                                                              "also CELERY_LAB_RESULTS)")
 
     doctor = sub.add_parser("doctor", help="find redis-server, report versions, round-trip a task")
     doctor.add_argument("--broker", help="check this external Redis instead")
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for lab in lab_registry.all_labs():
+    for lab in catalog.all_labs():
         print(f"{lab.id:<22} {lab.title}")
         if lab.wall_time:
             print(f"{'':<22} wall time: {lab.wall_time}")
@@ -81,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from labkit import report, runner
-    from labkit.results import results_root
+    from labkit.results import read_result, results_root
 
     if args.lab != "all" and "," not in args.lab:
         outcome = runner.run(args.lab, quick=args.quick, params=args.param, broker=args.broker,
@@ -89,8 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_outcome(outcome)
         return outcome.exit_code
 
-    labs = (lab_registry.all_labs() if args.lab == "all"
-            else [lab_registry.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
+    labs = (catalog.all_labs() if args.lab == "all"
+            else [catalog.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
     if args.param:
         raise SetupError("--param applies to one lab; run labs one at a time to set params")
     outcomes, failures = [], {}
@@ -105,9 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_outcome(outcome)
         outcomes.append(outcome)
     root = args.results or results_root()
-    path = report.write_report(root, outcomes, failures)
+    results = [read_result(o.run_dir) for o in outcomes]
+    path = report.write_report(root, results, failures)
     print()
-    print(report.table(report.summary_rows(outcomes, failures)))
+    print(report.table(report.summary_rows(results, failures)))
     print(f"\nreport: {path}")
     if failures:
         return 2
@@ -124,6 +130,20 @@ def _print_outcome(outcome) -> None:
         print(f"  the lab crashed: {outcome.error} (see {outcome.run_dir / 'traceback.txt'})")
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from labkit import report
+    from labkit.results import results_root
+
+    root = args.results or results_root()
+    results = report.newest_results(root)
+    if not results:
+        raise SetupError(f"no result.json under {root}: run a lab first")
+    path = report.write_report(root, results, {})
+    print(report.table(report.summary_rows(results, {})))
+    print(f"\nreport: {path}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from labkit.doctor import doctor
 
@@ -136,7 +156,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     settings = {}
     if args.lab:
-        lab = lab_registry.resolve(args.lab)
+        lab = catalog.resolve(args.lab)
         settings = lab.celery_settings(resolve_params(lab.params, args.param, args.quick))
     print(f"export {BROKER_ENV}='{args.broker}'")
     print(f"export {BACKEND_ENV}='{args.broker}'")
@@ -165,8 +185,13 @@ def cmd_redis(args: argparse.Namespace) -> int:
     return proc.returncode or 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "doctor": cmd_doctor, "env": cmd_env,
-            "redis": cmd_redis}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "doctor": cmd_doctor,
+            "env": cmd_env, "redis": cmd_redis}
+
+
+def run_script(lab: Lab) -> int:
+    """``python -m labs.<lab>.driver [args]`` is ``celery-lab run <id> [args]``."""
+    return main(["run", lab.id, *sys.argv[1:]])
 
 
 if __name__ == "__main__":

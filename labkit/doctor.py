@@ -9,12 +9,9 @@ import time
 from pathlib import Path
 
 from labkit.broker import find_redis_server
-from labkit.lab import Lab
 from labkit.params import Params
 from labkit.results import versions
 from labkit.session import LabSession
-
-DOCTOR = Lab(id="00_doctor", title="doctor", measure=lambda session: None)
 
 
 def doctor(broker_url: str | None) -> int:
@@ -22,7 +19,7 @@ def doctor(broker_url: str | None) -> int:
     print(f"redis-server: {binary} ({source})")
     run_dir = Path(tempfile.mkdtemp(prefix="celery-lab-doctor-"))
     try:
-        with LabSession(DOCTOR, Params(), run_dir, broker_url=broker_url,
+        with LabSession("00_doctor", Params(), run_dir, broker_url=broker_url,
                         progress=False) as session:
             for name, version in versions(session.broker.server_version).items():
                 print(f"{name}: {version}")

@@ -86,7 +86,7 @@ class EventRecorder:
                     return False
                 self._cond.wait(remaining)
 
-    def wait_for_tasks(self, task_ids: set[str], event_type: str, timeout: float) -> set[str]:
+    def missing_tasks(self, task_ids: set[str], event_type: str, timeout: float) -> set[str]:
         """Wait until every id has an event of ``event_type``; returns the ids still missing."""
         missing = set(task_ids)
 
@@ -97,6 +97,16 @@ class EventRecorder:
 
         self.wait_for(seen, timeout)
         return missing
+
+    def wait_for_tasks(self, task_ids: set[str], event_type: str = "task-succeeded", *,
+                       timeout: float) -> None:
+        """Wait until every id has an event of ``event_type``, or raise TimeoutError: a lab
+        never goes on to measure tasks that did not get there."""
+        missing = self.missing_tasks(task_ids, event_type, timeout)
+        if missing:
+            shown = ", ".join(sorted(missing)[:3]) + (" ..." if len(missing) > 3 else "")
+            raise TimeoutError(f"{len(missing)} of {len(task_ids)} tasks had no {event_type} "
+                               f"event within {timeout:g} s: {shown}")
 
     def by_task(self) -> dict[str, dict[str, Event]]:
         """``{task_id: {event_type: first event of that type}}``."""

@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from labs import REPO_ROOT
+
 RESULTS_ENV = "CELERY_LAB_RESULTS"
 
 
@@ -101,3 +102,49 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
 def findings_as_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
     return [asdict(f) for f in findings]
+
+
+# result.json: what one run measured and concluded. Bump SCHEMA when a field changes meaning
+# or goes away; adding a field keeps it.
+SCHEMA = 1
+RESULT_FILE = "result.json"
+
+
+def result_document(*, lab_id: str, title: str, started_at: str, wall_s: float, quick: bool,
+                    params: dict[str, Any], stated_wall_time: str, versions: dict[str, str],
+                    broker: dict[str, Any], workers: list[dict[str, Any]],
+                    celery_settings: dict[str, Any], measurements: dict[str, Any],
+                    findings: list[Finding], files: list[str], error: str | None) -> dict[str, Any]:
+    """The one shape of result.json (``schema`` says which)."""
+    return {
+        "schema": SCHEMA,
+        "lab": lab_id,
+        "title": title,
+        "status": "error" if error else "complete",
+        "error": error,
+        "started_at": started_at,
+        "wall_s": round(wall_s, 3),
+        "quick": quick,
+        "params": params,
+        "stated_wall_time": stated_wall_time,
+        "versions": versions,
+        "broker": broker,
+        "workers": workers,
+        "celery_settings": celery_settings,
+        "measurements": measurements,
+        "findings": findings_as_dicts(findings),
+        "files": files,
+    }
+
+
+def read_result(run_dir: Path) -> dict[str, Any]:
+    """A run's result.json, with ``run_dir`` added (where it was read from)."""
+    result = json.loads((run_dir / RESULT_FILE).read_text())
+    result["run_dir"] = str(run_dir)
+    return result
+
+
+def held(result: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(ids that held, ids that did not) of a result.json."""
+    findings = result.get("findings", [])
+    return ([f["id"] for f in findings if f["holds"]], [f["id"] for f in findings if not f["holds"]])

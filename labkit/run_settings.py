@@ -7,6 +7,10 @@ One mechanism, documented in ``app/config.py``: the environment variables
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from app.config import BACKEND_ENV, BROKER_ENV, SETTINGS_ENV
@@ -14,6 +18,9 @@ from labkit.broker import CONNECT_TIMEOUT, Broker
 
 # Whole definitions: a process given its own replaces the run's rather than adding to it.
 REPLACED_WHOLE = frozenset({"beat_schedule", "task_routes", "task_queues", "task_annotations"})
+
+# What Celery reads from the environment ahead of the app's own configuration.
+PINNED_ENV = (BROKER_ENV, BACKEND_ENV, "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL")
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +52,21 @@ def kit_settings(broker: Broker) -> dict[str, Any]:
     return settings
 
 
+def visibility(timeout: float, sweep: float, mutex_expire: float | None = None) -> dict[str, Any]:
+    """Redis transport options for a visibility-timeout experiment.
+
+    ``sweep`` is how often a worker restores overdue unacked messages
+    (``unacked_restore_interval``), with the throttle at 1 so a sweep is never skipped.
+    ``mutex_expire`` bounds kombu's sweep mutex (300 s by default): a worker killed inside a
+    sweep holds it that long and stalls every later sweep.
+    """
+    options: dict[str, Any] = {"visibility_timeout": timeout, "unacked_restore_interval": sweep,
+                               "unacked_restore_throttle": 1}
+    if mutex_expire is not None:
+        options["unacked_mutex_expire"] = mutex_expire
+    return {"broker_transport_options": options}
+
+
 def process_env(broker: Broker, settings: dict[str, Any]) -> dict[str, str]:
     """The three variables ``app.config`` reads in a worker, beat or Flower process.
 
@@ -58,3 +80,48 @@ def process_env(broker: Broker, settings: dict[str, Any]) -> dict[str, str]:
         BACKEND_ENV: backend or "",
         SETTINGS_ENV: json.dumps(settings, sort_keys=True),
     }
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's settings on its broker, and the environment any of its processes gets."""
+
+    broker: Broker
+    settings: dict[str, Any]
+
+    @classmethod
+    def for_run(cls, broker: Broker, lab_settings: dict[str, Any]) -> RunSettings:
+        return cls(broker, merge(kit_settings(broker), lab_settings))
+
+    def amended(self, extra: dict[str, Any] | None) -> RunSettings:
+        return RunSettings(self.broker, merge(self.settings, extra)) if extra else self
+
+    @property
+    def env(self) -> dict[str, str]:
+        return process_env(self.broker, self.settings)
+
+    def child_env(self) -> dict[str, str]:
+        """A child's whole environment: ours, without Celery's env-preferred variables, plus
+        this run's three (so a child never inherits another broker from the caller)."""
+        env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+
+@contextmanager
+def pinned(env: dict[str, str]) -> Iterator[None]:
+    """For the block, this process's env-preferred Celery variables say what ``env`` says:
+    Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from os.environ before its config."""
+    saved = {name: os.environ.get(name) for name in PINNED_ENV}
+    for name in PINNED_ENV:
+        os.environ.pop(name, None)
+    os.environ.update({k: v for k, v in env.items() if k in PINNED_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

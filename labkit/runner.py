@@ -1,4 +1,4 @@
-"""Run one lab end to end: params, session, measurement, result.json, exit code."""
+"""Run one lab end to end: params, session, measurement, figures, result.json, exit code."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labkit import lab as lab_registry
+from matplotlib.figure import Figure
+
+from labkit import catalog
 from labkit.broker import EXTERNAL_BROKER_ENV
 from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import resolve as resolve_params
+from labkit.plotting import draw_all
 from labkit.results import (
+    RESULT_FILE,
     Finding,
-    findings_as_dicts,
     new_run_dir,
     point_latest,
+    result_document,
     results_root,
     versions,
     write_json,
@@ -47,11 +51,15 @@ class Outcome:
         ok = self.error is None and self.findings and self.held == len(self.findings)
         return 0 if ok else 1
 
+    def figures(self) -> dict[str, Figure]:
+        """The lab's figures, drawn again from this run's files (for a notebook to show)."""
+        return draw_all(self.lab.figures, self.run_dir)
+
 
 def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, Any] | None = None,
         broker: str | None = None, results: Path | None = None, progress: bool = True) -> Outcome:
     """Raises SetupError (exit 2) before or while setting up; returns an Outcome otherwise."""
-    lab = lab_registry.resolve(lab) if isinstance(lab, str) else lab
+    lab = catalog.resolve(lab) if isinstance(lab, str) else lab
     values = resolve_params(lab.params, params or [], quick)
     if lab.validate:
         lab.validate(values)
@@ -60,9 +68,11 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
     error = None
-    with LabSession(lab, values, run_dir, broker_url=broker, progress=progress) as session:
+    with LabSession(lab.id, values, run_dir, settings=lab.celery_settings(values),
+                    broker_url=broker, progress=progress) as session:
         try:
             lab.measure(session)
+            session.save_figures(lab.figures)
         except SetupError:
             raise
         except Exception as exc:
@@ -70,31 +80,18 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
             session.step(f"the lab crashed: {error}")
             (run_dir / "traceback.txt").write_text(traceback.format_exc())
         wall = time.monotonic() - started
-        result = {
-            "lab": lab.id,
-            "title": lab.title,
-            "status": "error" if error else "complete",
-            "error": error,
-            "started_at": started_at,
-            "wall_s": round(wall, 3),
-            "quick": quick,
-            "params": dict(values),
-            "stated_wall_time": lab.wall_time,
-            "versions": versions(session.broker.server_version),
-            "broker": {
-                "embedded": session.broker.embedded,
-                "source": session.broker.source,
-                "key_prefix": session.broker.prefix,
-                "startup_s": session.broker.startup_s,
-            },
-            "workers": [{"hostname": w.hostname, "ready_s": w.ready_s} for w in session.workers],
-            "celery_settings": session.settings,
-            "measurements": session.measurements,
-            "findings": findings_as_dicts(session.findings),
-            "files": session.files,
-        }
-        write_json(run_dir / "result.json", result)
-        outcome = Outcome(lab, run_dir, wall, list(session.findings), result, error)
+        evidence = session.evidence
+        result = result_document(
+            lab_id=lab.id, title=lab.title, started_at=started_at, wall_s=wall, quick=quick,
+            params=dict(values), stated_wall_time=lab.wall_time,
+            versions=versions(session.broker.server_version),
+            broker={"embedded": session.broker.embedded, "source": session.broker.source,
+                    "key_prefix": session.broker.prefix, "startup_s": session.broker.startup_s},
+            workers=[{"hostname": w.hostname, "ready_s": w.ready_s} for w in session.workers],
+            celery_settings=session.settings, measurements=evidence.measurements,
+            findings=evidence.findings, files=evidence.files, error=error)
+        write_json(run_dir / RESULT_FILE, result)
+        outcome = Outcome(lab, run_dir, wall, list(evidence.findings), result, error)
     if error is None:
         point_latest(run_dir)
     return outcome

@@ -21,7 +21,6 @@ from celery import Celery
 from labkit.errors import SetupError
 from labkit.processes import ManagedProcess, ProcessRegistry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CELERY = [sys.executable, "-m", "celery", "-A", "app.celery_app"]
 
 

@@ -13,12 +13,9 @@ from typing import Any, NamedTuple
 import psutil
 import pytest
 
-from labkit.lab import Lab
 from labkit.params import Params
 from labkit.session import LabSession
-
-REPO = Path(__file__).resolve().parent.parent
-PROBE = Lab(id="00_probe", title="test probe", measure=lambda session: None)
+from labs import REPO_ROOT as REPO
 
 
 def _our_descendants() -> list[psutil.Process]:
@@ -55,7 +52,7 @@ def results_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def session(tmp_path):
-    with LabSession(PROBE, Params(), tmp_path / "run", progress=False) as s:
+    with LabSession("00_probe", Params(), tmp_path / "run", progress=False) as s:
         yield s
 
 

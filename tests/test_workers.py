@@ -126,11 +126,10 @@ def test_a_broker_url_in_the_drivers_environment_cannot_divert_the_run(tmp_path,
     """Celery prefers CELERY_BROKER_URL from os.environ to its config: the run pins it."""
     from labkit.params import Params
     from labkit.session import LabSession
-    from tests.conftest import PROBE
 
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:1/0")
-    with LabSession(PROBE, Params(), tmp_path / "run", progress=False) as s:
+    with LabSession("00_probe", Params(), tmp_path / "run", progress=False) as s:
         s.start_worker("t1", concurrency=1)
         assert s.app.conf.broker_url == s.broker.url
         assert s.app.send_task("lab01.add", (2, 3)).get(timeout=10) == 5

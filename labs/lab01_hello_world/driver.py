@@ -7,11 +7,14 @@ the notebook calls ``run()`` below, so all three measure the same way.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param
-from labkit.results import write_json
 from labkit.session import LabSession
 from labkit.stats import summary
 from labs.lab01_hello_world import measure, plots
@@ -37,7 +40,7 @@ def measure_lab(s: LabSession) -> None:
     s.step("the four ways to submit")
     ways = measure.four_ways(s, p.countdown, p.timeout)
     s.write_csv("four_ways.csv", ways)
-    check_four_ways(s, ways, worker.hostname, p.countdown)
+    check_four_ways(s.evidence, ways, worker.hostname, p.countdown)
 
     s.step(f"{p.sequential} tasks one at a time")
     seq = measure.sequential(s, p.sequential, p.timeout)
@@ -48,54 +51,50 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"{p.raw_rounds} raw LPUSH/BRPOP round trips")
     raw = measure.redis_pingpong(s, p.raw_rounds, p.timeout)
     s.write_csv("raw_redis.csv", raw)
-    check_latency(s, seq, burst, raw)
+    check_latency(s.evidence, seq, burst, raw)
 
     s.step(f"stop the worker, send {p.queued} tasks, read them in Redis, start a worker")
     queued = measure.queued_while_no_worker(s, worker, p.queued, p.idle, p.timeout)
-    write_json(s.run_dir / "queued_messages.json", queued["messages"])
-    s.files.append("queued_messages.json")
+    s.write_json("queued_messages.json", queued["messages"])
     s.write_csv("queue_length.csv", queued.pop("samples"))
     s.write_csv("queue_marks.csv", [{"event": k, "t": v} for k, v in queued["marks"].items()])
-    check_queued(s, queued)
-
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
+    check_queued(s.evidence, queued)
 
 
-def check_four_ways(s: LabSession, ways: list[dict[str, Any]], hostname: str,
+def check_four_ways(ev: Evidence, ways: list[dict[str, Any]], hostname: str,
                     countdown: float) -> None:
     by_way = {w["way"]: w for w in ways}
     local = by_way["apply"]
-    s.check("apply_runs_in_the_caller",
-            "apply() runs the task in the calling process and never reaches the broker",
-            {"messages_enqueued": local["messages_enqueued"], "result_type": local["result_type"],
-             "worker_events": local["worker_events"], "value": local["value"]},
-            "0 messages, EagerResult, 0 worker events, value 15",
-            local["messages_enqueued"] == 0 and local["result_type"] == "EagerResult"
-            and local["worker_events"] == 0 and local["value"] == 15)
+    ev.check("apply_runs_in_the_caller",
+             "apply() runs the task in the calling process and never reaches the broker",
+             {"messages_enqueued": local["messages_enqueued"], "result_type": local["result_type"],
+              "worker_events": local["worker_events"], "value": local["value"]},
+             "0 messages, EagerResult, 0 worker events, value 15",
+             local["messages_enqueued"] == 0 and local["result_type"] == "EagerResult"
+             and local["worker_events"] == 0 and local["value"] == 15)
     remote = [by_way[w] for w in ("delay", "apply_async", "send_task")]
-    s.check("one_message_per_submission",
-            "delay, apply_async and send_task each put exactly one message on the queue, "
-            "and the worker ran it",
-            {w["way"]: {"messages": w["messages_enqueued"], "ran_on": w["hostname"],
-                        "value": w["value"]} for w in remote},
-            f"1 message each, ran on {hostname}, values 4, 7, 11",
-            all(w["messages_enqueued"] == 1 and w["hostname"] == hostname for w in remote)
-            and [w["value"] for w in remote] == [4, 7, 11])
+    ev.check("one_message_per_submission",
+             "delay, apply_async and send_task each put exactly one message on the queue, "
+             "and the worker ran it",
+             {w["way"]: {"messages": w["messages_enqueued"], "ran_on": w["hostname"],
+                         "value": w["value"]} for w in remote},
+             f"1 message each, ran on {hostname}, values 4, 7, 11",
+             all(w["messages_enqueued"] == 1 and w["hostname"] == hostname for w in remote)
+             and [w["value"] for w in remote] == [4, 7, 11])
     eta_task = by_way["apply_async"]
     received_after = eta_task["received"] - eta_task["submit"]
     started_after = eta_task["started"] - eta_task["submit"]
-    s.measure(countdown={"countdown": countdown, "received_after_s": received_after,
-                         "started_after_s": started_after, "eta": eta_task["eta"]})
-    s.check("countdown_is_held_by_the_worker",
-            "an apply_async countdown task reaches the worker at once and waits there: "
-            "received before the countdown ends, started after it",
-            {"received_after_s": round(received_after, 4), "started_after_s": round(started_after, 4)},
-            f"received < {countdown} s <= started",
-            received_after < countdown <= started_after)
+    ev.measured(countdown={"countdown": countdown, "received_after_s": received_after,
+                           "started_after_s": started_after, "eta": eta_task["eta"]})
+    ev.check("countdown_is_held_by_the_worker",
+             "an apply_async countdown task reaches the worker at once and waits there: "
+             "received before the countdown ends, started after it",
+             {"received_after_s": round(received_after, 4), "started_after_s": round(started_after, 4)},
+             f"received < {countdown} s <= started",
+             received_after < countdown <= started_after)
 
 
-def check_latency(s: LabSession, seq: list[dict[str, Any]], burst: list[dict[str, Any]],
+def check_latency(ev: Evidence, seq: list[dict[str, Any]], burst: list[dict[str, Any]],
                   raw: list[dict[str, Any]]) -> None:
     e2e = [r["seen"] - r["submit"] for r in seq]
     latency = summary(e2e)
@@ -116,37 +115,37 @@ def check_latency(s: LabSession, seq: list[dict[str, Any]], burst: list[dict[str
     last_done = max(r["succeeded"] for r in burst)
     throughput = len(burst) / (last_done - first_submit)
     ratio = latency["p50"] / raw_rtt["p50"]
-    s.measure(latency_s=latency, raw_redis_rtt_s=raw_rtt, phases_s=phases, event_races=races,
-              throughput_tasks_per_s=throughput, celery_to_raw_redis_ratio=ratio,
-              batch_wall_s=last_done - first_submit)
+    ev.measured(latency_s=latency, raw_redis_rtt_s=raw_rtt, phases_s=phases, event_races=races,
+                throughput_tasks_per_s=throughput, celery_to_raw_redis_ratio=ratio,
+                batch_wall_s=last_done - first_submit)
 
     all_rows = seq + burst
     ids = [r["id"] for r in all_rows]
-    s.check("task_ids_are_unique", "every submission gets its own task id (a UUID)",
-            {"ids": len(ids), "unique": len(set(ids))}, "ids == unique", len(ids) == len(set(ids)))
+    ev.check("task_ids_are_unique", "every submission gets its own task id (a UUID)",
+             {"ids": len(ids), "unique": len(set(ids))}, "ids == unique", len(ids) == len(set(ids)))
     wrong = [r["i"] for r in all_rows if r["value"] != r["expected"]]
     not_once = [r["i"] for r in all_rows if r["succeeded_events"] != 1]
-    s.check("every_task_ran_once_with_the_right_result",
-            "every task of the sequential and batch samples ran exactly once and returned x + y",
-            {"tasks": len(all_rows), "wrong_results": len(wrong), "not_exactly_once": len(not_once)},
-            "0 wrong, 0 not exactly once", not wrong and not not_once)
+    ev.check("every_task_ran_once_with_the_right_result",
+             "every task of the sequential and batch samples ran exactly once and returned x + y",
+             {"tasks": len(all_rows), "wrong_results": len(wrong), "not_exactly_once": len(not_once)},
+             "0 wrong, 0 not exactly once", not wrong and not not_once)
     out_of_order = [r["i"] for r in seq if not (
         r["submit"] <= r["received"] <= r["started"] <= r["succeeded"]
         and r["received"] <= r["stored"] <= r["seen"])]
-    s.check("causal_order_of_timestamps",
-            "on one clock, every task's stamps follow the message: submit <= received <= started "
-            "<= succeeded, and received <= result stored <= result seen by the client",
-            {"tasks": len(seq), "out_of_order": len(out_of_order)}, "0 out of order",
-            not out_of_order)
-    s.check("celery_costs_more_than_raw_redis",
-            "a Celery round trip (publish, worker, pool, result backend) costs more than a raw "
-            "Redis LPUSH/BRPOP round trip on the same server",
-            {"celery_p50_ms": round(latency["p50"] * 1000, 3),
-             "raw_p50_ms": round(raw_rtt["p50"] * 1000, 3), "ratio": round(ratio, 1)},
-            "ratio > 1", ratio > 1)
+    ev.check("causal_order_of_timestamps",
+             "on one clock, every task's stamps follow the message: submit <= received <= started "
+             "<= succeeded, and received <= result stored <= result seen by the client",
+             {"tasks": len(seq), "out_of_order": len(out_of_order)}, "0 out of order",
+             not out_of_order)
+    ev.check("celery_costs_more_than_raw_redis",
+             "a Celery round trip (publish, worker, pool, result backend) costs more than a raw "
+             "Redis LPUSH/BRPOP round trip on the same server",
+             {"celery_p50_ms": round(latency["p50"] * 1000, 3),
+              "raw_p50_ms": round(raw_rtt["p50"] * 1000, 3), "ratio": round(ratio, 1)},
+             "ratio > 1", ratio > 1)
 
 
-def check_queued(s: LabSession, queued: dict[str, Any]) -> None:
+def check_queued(ev: Evidence, queued: dict[str, Any]) -> None:
     sent = queued["sent"]
     messages = queued["messages"]
     decoded = [m["body_decoded"] for m in messages]
@@ -154,34 +153,35 @@ def check_queued(s: LabSession, queued: dict[str, Any]) -> None:
     match = (len(messages) == len(sent)
              and all(body[0] == item["args"] and h["id"] == item["id"] and h["task"] == "lab01.add"
                      for body, h, item in zip(decoded, headers, sent, strict=True)))
-    s.check("queued_body_decodes_to_the_args",
-            "a queued message is JSON whose base64 body decodes to [args, kwargs, embed], with "
-            "the task name and id in its headers",
-            {"messages": len(messages), "first_body": decoded[0] if decoded else None,
-             "first_task_header": headers[0]["task"] if headers else None},
-            f"{len(sent)} messages whose bodies are the args sent, oldest first", match)
+    ev.check("queued_body_decodes_to_the_args",
+             "a queued message is JSON whose base64 body decodes to [args, kwargs, embed], with "
+             "the task name and id in its headers",
+             {"messages": len(messages), "first_body": decoded[0] if decoded else None,
+              "first_task_header": headers[0]["task"] if headers else None},
+             f"{len(sent)} messages whose bodies are the args sent, oldest first", match)
     expected_values = [a["args"][0] + a["args"][1] for a in sent]
-    s.check("messages_wait_for_a_worker",
-            "with no worker, messages wait in the Redis list; a worker that starts later drains "
-            "it and runs every one",
-            {"waiting_with_no_worker": queued["waiting_before_worker"],
-             "left_after_worker": queued["queue_after"], "values": queued["values"]},
-            f"{len(sent)} waiting, 0 left, values {expected_values}",
-            queued["waiting_before_worker"] == len(sent) and queued["queue_after"] == 0
-            and queued["values"] == expected_values)
+    ev.check("messages_wait_for_a_worker",
+             "with no worker, messages wait in the Redis list; a worker that starts later drains "
+             "it and runs every one",
+             {"waiting_with_no_worker": queued["waiting_before_worker"],
+              "left_after_worker": queued["queue_after"], "values": queued["values"]},
+             f"{len(sent)} waiting, 0 left, values {expected_values}",
+             queued["waiting_before_worker"] == len(sent) and queued["queue_after"] == 0
+             and queued["values"] == expected_values)
 
 
 LAB = Lab(
     id="01_hello_world",
     title="Hello world: four ways to submit add(x, y), and what one round trip costs",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     wall_time="default about 20 s, --quick about 7 s",
 )
 
 
 # What the notebook calls: the same measurement as ``celery-lab run 01``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

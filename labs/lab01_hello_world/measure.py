@@ -60,9 +60,7 @@ def four_ways(session: LabSession, countdown: float, timeout: float) -> list[dic
         row["seen"] = time.time()
     marker.get(timeout=timeout)
     ids = {r["id"] for r in rows if r["way"] != "apply"} | {marker.id}
-    missing = session.events.wait_for_tasks(ids, "task-succeeded", timeout)
-    if missing:
-        raise TimeoutError(f"no task-succeeded event within {timeout} s for {sorted(missing)}")
+    session.events.wait_for_tasks(ids, timeout=timeout)
     for row in rows:
         row.update(_stamps(session, row["id"]))
         row["worker_events"] = sum(1 for e in session.events.snapshot()
@@ -101,9 +99,7 @@ def batch(session: LabSession, n: int, timeout: float) -> list[dict[str, Any]]:
 
 
 def _join_events(session: LabSession, rows: list[dict[str, Any]], timeout: float) -> None:
-    missing = session.events.wait_for_tasks({r["id"] for r in rows}, "task-succeeded", timeout)
-    if missing:
-        raise TimeoutError(f"{len(missing)} tasks had no task-succeeded event within {timeout} s")
+    session.events.wait_for_tasks({r["id"] for r in rows}, timeout=timeout)
     by_task = session.events.by_task()
     for row in rows:
         events = by_task.get(row["id"], {})

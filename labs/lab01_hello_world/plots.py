@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 from labkit.results import read_csv
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def latency_histogram(run_dir: Path) -> Figure:

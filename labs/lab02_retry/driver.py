@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab02_retry import measure, plots
 
@@ -62,18 +65,16 @@ def measure_lab(s: LabSession) -> None:
         contrast = measure.wait_inside_anatomy(s, p.countdown, p.others, p.timeout)
     s.step(f"retries exhausted after max_retries={p.max_retries}")
     exhausted = measure.exhausted(s, p.max_retries, min(p.countdown, 0.2), p.timeout)
-    write_json(s.run_dir / "retry.json", {"anatomy": anatomy, "contrast": contrast,
-                                          "exhausted": exhausted})
-    s.files.append("retry.json")
+    s.write_json("retry.json", {"anatomy": anatomy, "contrast": contrast, "exhausted": exhausted})
     s.write_csv("unacked_samples.csv", flatten_samples(sampler.rows))
-    check_retry(s, anatomy, contrast, exhausted)
-    check_unacked_index(s, anatomy, sampler.rows)
+    check_retry(s.evidence, p, anatomy, contrast, exhausted)
+    check_unacked_index(s.evidence, p, anatomy, sampler.rows)
 
     s.step(f"backoff: {p.backoff_tasks} tasks x {p.backoff_retries} retries, plain and jittered")
     rows = measure.backoff(s, p.backoff_tasks, p.backoff_retries,
                            p.timeout + p.retry_backoff_max * p.backoff_retries)
     s.write_csv("backoff.csv", rows)
-    check_backoff(s, rows)
+    check_backoff(s.evidence, p, rows)
     s.workers[0].stop()
 
     phases = []
@@ -90,12 +91,8 @@ def measure_lab(s: LabSession) -> None:
     s.write_csv("visibility.csv", [{k: v for k, v in ph.items() if k != "executions"}
                                    | {"executions": sorted(ph["executions"].values())}
                                    for ph in phases])
-    write_json(s.run_dir / "visibility.json", phases)
-    s.files.append("visibility.json")
-    check_visibility(s, phases)
-
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
+    s.write_json("visibility.json", phases)
+    check_visibility(s.evidence, phases)
 
 
 def flatten_samples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,58 +108,57 @@ def flatten_samples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_retry(s: LabSession, anatomy: dict, contrast: dict, exhausted: list[dict]) -> None:
-    p = s.params
+def check_retry(ev: Evidence, p: Params, anatomy: dict, contrast: dict, exhausted: list[dict]) -> None:
     runs = [a for a in anatomy["attempts"] if a["phase"] == "attempt"]
     called = [a for a in anatomy["attempts"] if a["phase"] == "retry-called"]
     tags = [a["delivery_tag"] for a in runs]
-    s.check("retry_is_a_new_message_for_the_same_task",
-            "each retry is a new broker message (new delivery tag) for the same task id, with "
-            "request.retries counting up by one",
-            {"attempts": len(runs), "ids": len({a["id"] for a in runs}),
-             "distinct_delivery_tags": len(set(tags)), "retries": [a["retries"] for a in runs]},
-            f"{p.fail_times + 1} attempts, 1 id, {p.fail_times + 1} tags, retries 0..{p.fail_times}",
-            len(runs) == p.fail_times + 1 and len({a["id"] for a in runs}) == 1
-            and len(set(tags)) == len(runs) and None not in tags
-            and [a["retries"] for a in runs] == list(range(p.fail_times + 1))
-            and anatomy["value"] == p.fail_times)
+    ev.check("retry_is_a_new_message_for_the_same_task",
+             "each retry is a new broker message (new delivery tag) for the same task id, with "
+             "request.retries counting up by one",
+             {"attempts": len(runs), "ids": len({a["id"] for a in runs}),
+              "distinct_delivery_tags": len(set(tags)), "retries": [a["retries"] for a in runs]},
+             f"{p.fail_times + 1} attempts, 1 id, {p.fail_times + 1} tags, retries 0..{p.fail_times}",
+             len(runs) == p.fail_times + 1 and len({a["id"] for a in runs}) == 1
+             and len(set(tags)) == len(runs) and None not in tags
+             and [a["retries"] for a in runs] == list(range(p.fail_times + 1))
+             and anatomy["value"] == p.fail_times)
     received = sorted(anatomy["received"], key=lambda e: e["t"])[1:]  # the retries' deliveries
     gaps = [{"received_after_s": round(rcv["t"] - c["t"], 4),
              "ran_after_s": round(run["t"] - c["t"], 4)}
             for rcv, c, run in zip(received, called, runs[1:], strict=False)]
-    s.measure(retry_gaps=gaps)
-    s.check("retry_message_is_received_at_once_and_held",
-            "the retry message reaches the worker right away and waits there as an ETA task: "
-            "received well before the countdown ends, run after it",
-            gaps, f"received < {p.countdown / 2:g} s and ran >= {p.countdown:g} s after retry()",
-            len(gaps) == p.fail_times
-            and all(g["received_after_s"] < p.countdown / 2 and g["ran_after_s"] >= p.countdown
-                    for g in gaps))
+    ev.measured(retry_gaps=gaps)
+    ev.check("retry_message_is_received_at_once_and_held",
+             "the retry message reaches the worker right away and waits there as an ETA task: "
+             "received well before the countdown ends, run after it",
+             gaps, f"received < {p.countdown / 2:g} s and ran >= {p.countdown:g} s after retry()",
+             len(gaps) == p.fail_times
+             and all(g["received_after_s"] < p.countdown / 2 and g["ran_after_s"] >= p.countdown
+                     for g in gaps))
     window = (called[0]["t"], runs[1]["t"])
     inside = sum(window[0] <= t <= window[1] for t in anatomy["quick_done"])
-    s.check("retry_does_not_hold_a_pool_slot",
-            "with concurrency 1, other tasks run while a retry waits out its countdown",
-            {"quick_tasks": p.others, "completed_inside_the_countdown": inside,
-             "countdown_s": p.countdown},
-            "at least 1 (all of them when they fit in the countdown)", inside >= 1)
+    ev.check("retry_does_not_hold_a_pool_slot",
+             "with concurrency 1, other tasks run while a retry waits out its countdown",
+             {"quick_tasks": p.others, "completed_inside_the_countdown": inside,
+              "countdown_s": p.countdown},
+             "at least 1 (all of them when they fit in the countdown)", inside >= 1)
     blocked = sum(contrast["start"] <= t <= contrast["end"] for t in contrast["quick_done"])
-    s.check("sleeping_inside_the_task_holds_the_slot",
-            "a task that waits by sleeping in a loop keeps the only slot: nothing else runs",
-            {"quick_tasks": p.others, "completed_while_it_slept": blocked},
-            "0", blocked == 0)
+    ev.check("sleeping_inside_the_task_holds_the_slot",
+             "a task that waits by sleeping in a loop keeps the only slot: nothing else runs",
+             {"quick_tasks": p.others, "completed_while_it_slept": blocked},
+             "0", blocked == 0)
     by_exc = {row["with_exc"]: row for row in exhausted}
-    s.check("exhausted_retries_fail_with_the_tasks_exception",
-            "after max_retries the task is FAILURE; the caller gets the exception passed to "
-            "retry(exc=...), or MaxRetriesExceededError when none was passed",
-            {str(k): {"state": v["state"], "exception": v["exception_seen"], "attempts": v["attempts"]}
-             for k, v in by_exc.items()},
-            f"FAILURE, TransientError / MaxRetriesExceededError, {p.max_retries + 1} attempts each",
-            all(v["state"] == "FAILURE" and v["attempts"] == p.max_retries + 1 for v in exhausted)
-            and by_exc[True]["exception_seen"] == "TransientError"
-            and by_exc[False]["exception_seen"] == "MaxRetriesExceededError")
+    ev.check("exhausted_retries_fail_with_the_tasks_exception",
+             "after max_retries the task is FAILURE; the caller gets the exception passed to "
+             "retry(exc=...), or MaxRetriesExceededError when none was passed",
+             {str(k): {"state": v["state"], "exception": v["exception_seen"], "attempts": v["attempts"]}
+              for k, v in by_exc.items()},
+             f"FAILURE, TransientError / MaxRetriesExceededError, {p.max_retries + 1} attempts each",
+             all(v["state"] == "FAILURE" and v["attempts"] == p.max_retries + 1 for v in exhausted)
+             and by_exc[True]["exception_seen"] == "TransientError"
+             and by_exc[False]["exception_seen"] == "MaxRetriesExceededError")
 
 
-def check_unacked_index(s: LabSession, anatomy: dict, samples: list[dict]) -> None:
+def check_unacked_index(ev: Evidence, p: Params, anatomy: dict, samples: list[dict]) -> None:
     """What is the score of a delivery tag in unacked_index? Measured against receive and ETA."""
     received = {e["retries"]: e for e in anatomy["received"]}
     scores: dict[str, dict] = {}
@@ -181,18 +177,17 @@ def check_unacked_index(s: LabSession, anatomy: dict, samples: list[dict]) -> No
         rows.append({"tag": tag, "retries": info["retries"],
                      "score_minus_received_s": round(info["score"] - rcv["t"], 4),
                      "eta_minus_score_s": round(info["eta"] - info["score"], 4)})
-    s.measure(unacked_index_scores=rows)
-    countdown = s.params.countdown
-    s.check("unacked_index_score_is_the_delivery_time",
-            "the score of a delivery tag in unacked_index is when the worker took the message "
-            "(its receive time), not when it will run (its ETA)",
-            rows, f"|score - received| < {countdown / 4:g} s and ETA - score > {countdown / 2:g} s",
-            bool(rows) and all(abs(r["score_minus_received_s"]) < countdown / 4
-                               and r["eta_minus_score_s"] > countdown / 2 for r in rows))
+    ev.measured(unacked_index_scores=rows)
+    countdown = p.countdown
+    ev.check("unacked_index_score_is_the_delivery_time",
+             "the score of a delivery tag in unacked_index is when the worker took the message "
+             "(its receive time), not when it will run (its ETA)",
+             rows, f"|score - received| < {countdown / 4:g} s and ETA - score > {countdown / 2:g} s",
+             bool(rows) and all(abs(r["score_minus_received_s"]) < countdown / 4
+                                and r["eta_minus_score_s"] > countdown / 2 for r in rows))
 
 
-def check_backoff(s: LabSession, rows: list[dict]) -> None:
-    p = s.params
+def check_backoff(ev: Evidence, p: Params, rows: list[dict]) -> None:
     factor = int(max(1.0, p.retry_backoff))
 
     def cap(k: int) -> int:
@@ -201,13 +196,13 @@ def check_backoff(s: LabSession, rows: list[dict]) -> None:
     plain = [r for r in rows if r["policy"] == "plain"]
     off = [r for r in plain if round(r["drawn_s"]) != cap(r["retries"])
            or not r["drawn_s"] <= r["delay_s"] < r["drawn_s"] + 0.5]
-    s.check("backoff_follows_min_max_factor_2_to_the_retries",
-            "without jitter, retry k waits min(retry_backoff_max, retry_backoff * 2**k) seconds",
-            {"retries": len(plain), "off_formula": len(off),
-             "drawn_by_k": {k: sorted({round(r["drawn_s"]) for r in plain if r["retries"] == k})
-                            for k in range(p.backoff_retries)}},
-            "0 off formula; drawn = " + ", ".join(str(cap(k)) for k in range(p.backoff_retries)),
-            bool(plain) and not off)
+    ev.check("backoff_follows_min_max_factor_2_to_the_retries",
+             "without jitter, retry k waits min(retry_backoff_max, retry_backoff * 2**k) seconds",
+             {"retries": len(plain), "off_formula": len(off),
+              "drawn_by_k": {k: sorted({round(r["drawn_s"]) for r in plain if r["retries"] == k})
+                             for k in range(p.backoff_retries)}},
+             "0 off formula; drawn = " + ", ".join(str(cap(k)) for k in range(p.backoff_retries)),
+             bool(plain) and not off)
     jitter = [r for r in rows if r["policy"] == "jitter"]
     outside = [r for r in jitter if not 0 <= round(r["drawn_s"]) <= cap(r["retries"])
                or abs(r["drawn_s"] - round(r["drawn_s"])) > 0.1]
@@ -219,16 +214,16 @@ def check_backoff(s: LabSession, rows: list[dict]) -> None:
     distinct = len({round(r["drawn_s"]) for r in jitter})
     # all draws equal by chance: sum over shared values of the product of 1 / (c + 1)
     p_all_equal = (min(caps) + 1) * math.prod(1 / (c + 1) for c in caps)
-    s.measure(jitter_normalised_mean=mean, jitter_band=band)
-    s.check("full_jitter_draws_a_whole_number_of_seconds_in_0_to_cap",
-            "with retry_jitter, each delay is a uniform whole number of seconds in [0, cap]: "
-            "spread out, averaging half the cap",
-            {"retries": len(jitter), "outside_0_cap": len(outside),
-             "mean_delay_over_cap": round(mean, 3), "distinct_delays": distinct},
-            f"0 outside; mean/cap in 0.5 +/- {band:.2f} (4.5 sigma for {len(jitter)} draws)"
-            + ("; more than one distinct delay" if p_all_equal < 1e-6 else ""),
-            bool(jitter) and not outside and abs(mean - 0.5) <= band
-            and (distinct > 1 or p_all_equal >= 1e-6))
+    ev.measured(jitter_normalised_mean=mean, jitter_band=band)
+    ev.check("full_jitter_draws_a_whole_number_of_seconds_in_0_to_cap",
+             "with retry_jitter, each delay is a uniform whole number of seconds in [0, cap]: "
+             "spread out, averaging half the cap",
+             {"retries": len(jitter), "outside_0_cap": len(outside),
+              "mean_delay_over_cap": round(mean, 3), "distinct_delays": distinct},
+             f"0 outside; mean/cap in 0.5 +/- {band:.2f} (4.5 sigma for {len(jitter)} draws)"
+             + ("; more than one distinct delay" if p_all_equal < 1e-6 else ""),
+             bool(jitter) and not outside and abs(mean - 0.5) <= band
+             and (distinct > 1 or p_all_equal >= 1e-6))
 
 
 # How close an ETA may come to the visibility timeout before the outcome is a race between
@@ -245,7 +240,7 @@ def fix_visibility_timeout(p: Params) -> float:
     return max(p.fix_factor * longest, longest + 2 * RACE_MARGIN)
 
 
-def check_visibility(s: LabSession, phases: list[dict]) -> None:
+def check_visibility(ev: Evidence, phases: list[dict]) -> None:
     for ph in phases:
         counts = list(ph["executions"].values())
         summary = {"countdown_s": round(ph["countdown"], 3),
@@ -254,24 +249,25 @@ def check_visibility(s: LabSession, phases: list[dict]) -> None:
         if ph["countdown"] + ONCE_MARGIN < ph["visibility_timeout"]:
             claim = ("an ETA shorter than visibility_timeout runs once" if ph["name"] != "fix" else
                      "the fix: a visibility_timeout longer than the longest ETA runs every task once")
-            s.check(f"visibility_{ph['name']}_runs_once", claim, summary, "1 execution per task",
-                    counts and all(c == 1 for c in counts))
+            ev.check(f"visibility_{ph['name']}_runs_once", claim, summary, "1 execution per task",
+                     counts and all(c == 1 for c in counts))
         elif ph["countdown"] > ph["visibility_timeout"] + ph["sweep"] + RACE_MARGIN:
-            s.check(f"visibility_{ph['name']}_runs_again",
-                    "an ETA longer than visibility_timeout is restored to the queue while the worker "
-                    "holds it, delivered again, and the task runs more than once",
-                    summary, "> 1 execution per task", counts and all(c > 1 for c in counts))
+            ev.check(f"visibility_{ph['name']}_runs_again",
+                     "an ETA longer than visibility_timeout is restored to the queue while the worker "
+                     "holds it, delivered again, and the task runs more than once",
+                     summary, "> 1 execution per task", counts and all(c > 1 for c in counts))
         else:
-            s.measure(**{f"visibility_{ph['name']}_race": summary})
-            s.step(f"ratio {ph['ratio']:.2f} puts the ETA too close to the timeout: a race, "
-                   "measured but not claimed")
-    s.measure(visibility=[{k: v for k, v in ph.items() if k != "executions"} for ph in phases])
+            ev.measured(**{f"visibility_{ph['name']}_race": summary})
+            ev.step(f"ratio {ph['ratio']:.2f} puts the ETA too close to the timeout: a race, "
+                    "measured but not claimed")
+    ev.measured(visibility=[{k: v for k, v in ph.items() if k != "executions"} for ph in phases])
 
 
 LAB = Lab(
     id="02_retry",
     title="Retry, the ETA message and unacked_index, measured",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     settings=settings,
     wall_time="default about 30 s, --quick about 22 s",
@@ -279,7 +275,7 @@ LAB = Lab(
 
 
 # What the notebook calls: the same measurement as ``celery-lab run 02``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

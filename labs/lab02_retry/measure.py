@@ -9,10 +9,10 @@ from typing import Any
 
 from celery.exceptions import MaxRetriesExceededError
 
+from labkit import run_settings
 from labkit.redis_state import snapshot
 from labkit.sampler import Sampler
 from labkit.session import LabSession
-from labkit.taskside import read_counts, read_records
 from labs.lab02_retry.tasks import (
     ATTEMPTS,
     EXECUTIONS,
@@ -31,9 +31,7 @@ def epoch(iso: str | None) -> float | None:
 
 
 def attempts(session: LabSession, task_id: str | None = None) -> list[dict[str, Any]]:
-    with session.broker.client() as r:
-        rows = read_records(r, session.broker.key(ATTEMPTS))
-    return [row for row in rows if task_id is None or row["id"] == task_id]
+    return [row for row in session.records(ATTEMPTS) if task_id is None or row["id"] == task_id]
 
 
 def _events(session: LabSession, task_id: str, event_type: str) -> list[dict[str, Any]]:
@@ -42,9 +40,7 @@ def _events(session: LabSession, task_id: str, event_type: str) -> list[dict[str
 
 
 def _wait(session: LabSession, ids: set[str], event_type: str, timeout: float) -> None:
-    missing = session.events.wait_for_tasks(ids, event_type, timeout)
-    if missing:
-        raise TimeoutError(f"no {event_type} event within {timeout} s for {len(missing)} tasks")
+    session.events.wait_for_tasks(ids, event_type, timeout=timeout)
 
 
 def unacked_sampler(session: LabSession, interval: float = 0.05) -> Sampler:
@@ -139,11 +135,7 @@ def visibility(session: LabSession, name: str, visibility_timeout: float, countd
                tasks: int, sweep: float, timeout: float) -> dict[str, Any]:
     """ETA tasks against a visibility timeout: executions per task id, counted by the task."""
     queue = f"lab02_{name}"
-    settings = {"broker_transport_options": {
-        "visibility_timeout": visibility_timeout,
-        "unacked_restore_interval": sweep,
-        "unacked_restore_throttle": 1,
-    }}
+    settings = run_settings.visibility(visibility_timeout, sweep)
     worker = session.start_worker(name, concurrency=2, queues=[queue], settings=settings)
     sent_at = time.time()
     results = [counted.apply_async(countdown=countdown, queue=queue) for _ in range(tasks)]
@@ -158,8 +150,7 @@ def visibility(session: LabSession, name: str, visibility_timeout: float, countd
         settle_until = time.time() + 2 * sweep + 0.1
     time.sleep(max(0.0, settle_until - time.time()))
     worker.stop()
-    with session.broker.client() as r:
-        counts = read_counts(r, session.broker.key(EXECUTIONS))
+    counts = session.counts(EXECUTIONS)
     runs = [a for a in attempts(session) if a["id"] in ids]
     return {
         "name": name, "visibility_timeout": visibility_timeout, "countdown": countdown,

@@ -7,12 +7,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 from labkit.results import read_csv
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def retry_timeline(run_dir: Path) -> Figure:

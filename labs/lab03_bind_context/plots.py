@@ -7,14 +7,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 
 WORKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def call_tree(run_dir: Path) -> Figure:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
+from functools import partial
 from typing import Any
 
+from labkit import run_settings, runner
+from labkit.cli import run_script
 from labkit.errors import SetupError
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab04_acks_late import matrix, plots, redelivery
 
@@ -83,14 +86,7 @@ def why(mode: str, fault: str) -> str:
 
 def settings(p: Params) -> dict[str, Any]:
     return {
-        "broker_transport_options": {
-            "visibility_timeout": p.visibility_timeout,
-            "unacked_restore_interval": p.sweep,
-            "unacked_restore_throttle": 1,
-            # a worker killed inside a sweep holds kombu's sweep mutex until it expires
-            # (300 s by default): keep that from stalling every later sweep of the lab
-            "unacked_mutex_expire": 2,
-        },
+        **run_settings.visibility(p.visibility_timeout, p.sweep, redelivery.MUTEX_EXPIRE_S),
         "worker_lost_wait": p.worker_lost_wait,
         "task_annotations": {"lab04.work": {"default_retry_delay": p.retry_delay}},
     }
@@ -137,23 +133,19 @@ def measure_lab(s: LabSession) -> None:
     for row in rows:
         row["outcome"] = matrix.outcome(row)
     s.write_csv("matrix.csv", rows)
-    check_matrix(s, cells, rows)
+    check_matrix(s.evidence, cells, rows)
 
     parts = []
     for i, vt in enumerate(p.redelivery_vts):
         s.step(f"redelivery: whole-worker SIGKILL with acks_late, visibility_timeout {vt} s")
         parts.append(redelivery.after_kill(s, f"vt{i}", vt, p.sweep, p.task_s, p.tail_s,
                                            with_charges=(i == 0), timeout=p.timeout))
-    write_json(s.run_dir / "redelivery.json", parts)
-    s.files.append("redelivery.json")
-    check_redelivery(s, parts)
-    check_idempotency(s, parts[0])
-
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
+    s.write_json("redelivery.json", parts)
+    check_redelivery(s.evidence, parts)
+    check_idempotency(s.evidence, parts[0])
 
 
-def check_matrix(s: LabSession, cells: list[matrix.Cell], rows: list[dict[str, Any]]) -> None:
+def check_matrix(ev: Evidence, cells: list[matrix.Cell], rows: list[dict[str, Any]]) -> None:
     table = []
     for cell in cells:
         mine = [r for r in rows if r["mode"] == cell.mode and r["fault"] == cell.fault]
@@ -168,17 +160,17 @@ def check_matrix(s: LabSession, cells: list[matrix.Cell], rows: list[dict[str, A
             "others": dict(Counter(r["outcome"] for r in spared)),
         }
         table.append({"mode": cell.mode, "fault": cell.fault, **measured})
-        s.check(f"{cell.mode}_{cell.fault}",
-                f"{cell.mode} ack, {cell.fault.replace('_', ' ')}: the tasks it hits end "
-                f"{want_outcome} ({why(cell.mode, cell.fault)}); the others run once",
-                measured, f"hit >= 1, all {want_outcome} / {want_state}; others all once",
-                bool(hit) and all(r["outcome"] == want_outcome and r["state"] == want_state
-                                  for r in hit)
-                and all(r["outcome"] == "once" and r["state"] == "SUCCESS" for r in spared))
-    s.measure(matrix=table)
+        ev.check(f"{cell.mode}_{cell.fault}",
+                 f"{cell.mode} ack, {cell.fault.replace('_', ' ')}: the tasks it hits end "
+                 f"{want_outcome} ({why(cell.mode, cell.fault)}); the others run once",
+                 measured, f"hit >= 1, all {want_outcome} / {want_state}; others all once",
+                 bool(hit) and all(r["outcome"] == want_outcome and r["state"] == want_state
+                                   for r in hit)
+                 and all(r["outcome"] == "once" and r["state"] == "SUCCESS" for r in spared))
+    ev.measured(matrix=table)
 
 
-def check_redelivery(s: LabSession, parts: list[dict[str, Any]]) -> None:
+def check_redelivery(ev: Evidence, parts: list[dict[str, Any]]) -> None:
     rows = []
     for part in parts:
         vt, sweep = part["visibility_timeout"], part["sweep"]
@@ -193,41 +185,42 @@ def check_redelivery(s: LabSession, parts: list[dict[str, Any]]) -> None:
                          "earliest_s": round(earliest - delivered, 3),
                          "latest_s": round(latest - delivered, 3),
                          "redelivered_flag": again["redelivered"]})
-    s.write_csv("redelivery.csv", rows)
-    s.measure(redelivery=rows)
+    ev.write_csv("redelivery.csv", rows)
+    ev.measured(redelivery=rows)
     expected_ids = sum(len(p["delivered"]) for p in parts)
-    s.check("redelivery_waits_for_the_visibility_timeout",
-            "after a whole-worker SIGKILL, acks_late work comes back only once visibility_timeout "
-            "has passed since it was delivered (the unacked_index score), at the next sweep of a "
-            "live worker, flagged redelivered",
-            [{k: r[k] for k in ("visibility_timeout", "after_delivery_s", "redelivered_flag")}
-             for r in rows],
-            "earliest <= after_delivery <= latest (vt + sweep + worker start), redelivered True, "
-            "every task back",
-            len({r["id"] for r in rows}) == expected_ids
-            and all(r["earliest_s"] <= r["after_delivery_s"] <= r["latest_s"]
-                    and r["redelivered_flag"] for r in rows))
+    ev.check("redelivery_waits_for_the_visibility_timeout",
+             "after a whole-worker SIGKILL, acks_late work comes back only once visibility_timeout "
+             "has passed since it was delivered (the unacked_index score), at the next sweep of a "
+             "live worker, flagged redelivered",
+             [{k: r[k] for k in ("visibility_timeout", "after_delivery_s", "redelivered_flag")}
+              for r in rows],
+             "earliest <= after_delivery <= latest (vt + sweep + worker start), redelivered True, "
+             "every task back",
+             len({r["id"] for r in rows}) == expected_ids
+             and all(r["earliest_s"] <= r["after_delivery_s"] <= r["latest_s"]
+                     and r["redelivered_flag"] for r in rows))
 
 
-def check_idempotency(s: LabSession, part: dict[str, Any]) -> None:
+def check_idempotency(ev: Evidence, part: dict[str, Any]) -> None:
     by_guard = {c["guarded"]: c for c in part["charges"]}
     plain, guarded = by_guard[False], by_guard[True]
-    s.check("redelivery_repeats_side_effects",
-            "at-least-once delivery: a redelivered task that already charged the card charges it "
-            "again",
-            {"executions": plain["starts"], "charges": plain["side_effects"]},
-            "2 executions, 2 charges", plain["starts"] == 2 and plain["side_effects"] == 2)
-    s.check("an_idempotency_key_makes_it_once",
-            "with an idempotency key on the task id (SET NX), the card is charged once while the "
-            "task still runs twice",
-            {"executions": guarded["starts"], "charges": guarded["side_effects"]},
-            "2 executions, 1 charge", guarded["starts"] == 2 and guarded["side_effects"] == 1)
+    ev.check("redelivery_repeats_side_effects",
+             "at-least-once delivery: a redelivered task that already charged the card charges it "
+             "again",
+             {"executions": plain["starts"], "charges": plain["side_effects"]},
+             "2 executions, 2 charges", plain["starts"] == 2 and plain["side_effects"] == 2)
+    ev.check("an_idempotency_key_makes_it_once",
+             "with an idempotency key on the task id (SET NX), the card is charged once while the "
+             "task still runs twice",
+             {"executions": guarded["starts"], "charges": guarded["side_effects"]},
+             "2 executions, 1 charge", guarded["starts"] == 2 and guarded["side_effects"] == 1)
 
 
 LAB = Lab(
     id="04_acks_late",
     title="acks_late versus a worker kill: lost and duplicated tasks, measured",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     settings=settings,
     validate=validate,
@@ -235,7 +228,7 @@ LAB = Lab(
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 04``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

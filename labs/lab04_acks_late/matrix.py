@@ -12,8 +12,7 @@ from typing import Any
 
 from labkit.session import LabSession
 from labkit.workers import Worker
-from labs.lab04_acks_late import evidence
-from labs.lab04_acks_late.tasks import work
+from labs.lab04_acks_late.tasks import FINISHES, RUNS, STARTS, work
 
 MODES: dict[str, dict[str, Any]] = {
     "early": {},
@@ -85,8 +84,8 @@ def run_trial(session: LabSession, trial: int, workers: dict[str, Worker], the_c
     while len(faults) < len(the_cells):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no task started in cells {set(ids) - set(first_start)}")
-        records = evidence.runs(session)
-        _, finishes = evidence.counts(session)
+        records = session.records(RUNS)
+        finishes = session.counts(FINISHES)
         for run in records:
             for name, cell_ids in ids.items():
                 if run["id"] in cell_ids and name not in first_start:
@@ -120,14 +119,14 @@ def run_trial(session: LabSession, trial: int, workers: dict[str, Worker], the_c
     all_ids = set().union(*ids.values())
     end = min(latest, time.time() + timeout)
     while time.time() < end:
-        _, finishes = evidence.counts(session)
+        finishes = session.counts(FINISHES)
         if all(finishes.get(i) for i in all_ids):
             break
         time.sleep(0.1)
     time.sleep(max(0.0, last_fault + visibility_timeout + 2 * sweep + task_s + 0.3 - time.time()))
 
-    starts, finishes = evidence.counts(session)
-    runs = evidence.runs(session)
+    starts, finishes = session.counts(STARTS), session.counts(FINISHES)
+    runs = session.records(RUNS)
     rows = []
     for cell in the_cells:
         fault = faults[cell.name]

@@ -7,15 +7,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 from labkit.results import read_csv
 
 OUTCOMES = [("once", "tab:green"), ("lost", "tab:red"), ("re-executed", "tab:orange"),
             ("completed twice", "tab:purple")]
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def matrix_bars(run_dir: Path) -> Figure:

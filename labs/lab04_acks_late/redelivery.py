@@ -6,25 +6,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from labkit import run_settings
 from labkit.redis_state import queue_length, snapshot
 from labkit.sampler import Sampler
 from labkit.session import LabSession
-from labs.lab04_acks_late import evidence
-from labs.lab04_acks_late.tasks import charge, work
+from labs.lab04_acks_late.tasks import FINISHES, RUNS, SIDE_EFFECTS, STARTS, charge, work
 
 QUEUE = "lab04_redelivery"
-
-
-def _transport(visibility_timeout: float, sweep: float) -> dict[str, Any]:
-    return {"task_acks_late": True, "broker_transport_options": {
-        "visibility_timeout": visibility_timeout, "unacked_restore_interval": sweep,
-        "unacked_restore_throttle": 1, "unacked_mutex_expire": 2}}
+# a worker killed inside a sweep holds kombu's sweep mutex until it expires (300 s by default)
+MUTEX_EXPIRE_S = 2
 
 
 def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep: float,
                task_s: float, tail_s: float, with_charges: bool, timeout: float) -> dict[str, Any]:
     """Two tasks (and, once, two charges) in flight; SIGKILL the worker; a fresh one at once."""
-    settings = _transport(visibility_timeout, sweep)
+    settings = {"task_acks_late": True,
+                **run_settings.visibility(visibility_timeout, sweep, MUTEX_EXPIRE_S)}
     worker = session.start_worker(f"{name}a", concurrency=4, queues=[QUEUE], prefetch=1,
                                   settings=settings)
     sent = [work.apply_async((task_s,), queue=QUEUE) for _ in range(2)]
@@ -36,7 +33,7 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
     deadline = time.monotonic() + timeout
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = [r for r in evidence.runs(session) if r["id"] in ids]
+        runs = [r for r in session.records(RUNS) if r["id"] in ids]
         if len(runs) == len(ids):
             break
         time.sleep(0.01)
@@ -59,15 +56,15 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
                                      settings=settings)
         fresh_ready = time.time()
         while time.monotonic() < deadline:
-            finishes = evidence.counts(session)[1]
+            finishes = session.counts(FINISHES)
             if all(finishes.get(i) for i in ids):
                 break
             time.sleep(0.05)
         time.sleep(0.2)
     session.stop_workers([worker, fresh])
-    starts, finishes = evidence.counts(session)
-    again = [r for r in evidence.runs(session) if r["id"] in ids and r["t"] > fault]
-    effects = evidence.side_effects(session)
+    starts, finishes = session.counts(STARTS), session.counts(FINISHES)
+    again = [r for r in session.records(RUNS) if r["id"] in ids and r["t"] > fault]
+    effects = session.counts(SIDE_EFFECTS)
     return {
         "name": name, "visibility_timeout": visibility_timeout, "sweep": sweep,
         "fault": fault, "fresh_ready": fresh_ready,

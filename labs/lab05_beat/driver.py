@@ -8,11 +8,14 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab05_beat import measure, plots
 
@@ -53,39 +56,36 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"beat publishes every {p.interval} s; measuring {p.window} s")
     ticks = measure.schedule_phase(s, p.window, p.interval)
     s.write_csv("ticks.csv", ticks)
-    check_schedule(s, ticks)
+    check_schedule(s.evidence, p, ticks)
 
     s.step(f"worker stopped for {p.away} s while beat goes on")
     away = measure.worker_away(s, worker, p.away, p.timeout)
     s.write_csv("queue_length.csv", away.pop("samples"))
-    write_json(s.run_dir / "worker_away.json", away)
-    s.files.append("worker_away.json")
-    check_worker_away(s, away)
+    s.write_json("worker_away.json", away)
+    check_worker_away(s.evidence, away)
 
     s.step(f"beat stopped for {p.gap} s")
     down, beat = measure.beat_down(s, "beat", beat, settings, p.gap, p.interval,
                                    observe=max(1.0, 2 * p.interval))
     s.step(f"a second beat for {p.both} s")
     doubled = measure.two_beats(s, beat, settings, p.both)
-    write_json(s.run_dir / "beat_down_doubled.json", {"down": down, "doubled": doubled})
-    s.files.append("beat_down_doubled.json")
-    check_beat_down(s, down)
-    check_two_beats(s, doubled)
+    s.write_json("beat_down_doubled.json", {"down": down, "doubled": doubled})
+    check_beat_down(s.evidence, down)
+    check_two_beats(s.evidence, doubled)
 
     s.step("a schedule entry whose args do not fit the task")
     broken = measure.broken_entry(s, p.broken_interval, wait=3 * p.broken_interval + 0.5)
-    s.measure(broken_entry=broken)
-    check_broken(s, broken)
+    s.measured(broken_entry=broken)
+    check_broken(s.evidence, broken)
 
     expression = {"minute": p.cron_minute, "hour": p.cron_hour}
     dues = measure.crontab_due_times(s, expression, p.timezones, count=3)
-    write_json(s.run_dir / "crontab.json", {"expression": expression, "due": dues})
-    s.files.append("crontab.json")
-    check_crontab(s, dues)
+    s.write_json("crontab.json", {"expression": expression, "due": dues})
+    check_crontab(s.evidence, dues)
 
     if p.crontab_fire:
         fired = wait_for_minute(s, started, p.timeout)
-        s.measure(crontab_fired=fired)
+        s.measured(crontab_fired=fired)
         s.check("crontab_fires_at_the_minute",
                 "a '* * * * *' entry is published at each minute boundary the run spans, within "
                 "beat's 1 s max loop interval",
@@ -94,8 +94,6 @@ def measure_lab(s: LabSession) -> None:
                 and len(fired["sent_after_boundary_s"]) == len(fired["boundaries"])
                 and all(0 <= d < 1.5 for d in fired["sent_after_boundary_s"]))
     beat.stop()
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
 
 
 def wait_for_minute(s: LabSession, started: float, timeout: float) -> dict[str, Any]:
@@ -114,124 +112,124 @@ def wait_for_minute(s: LabSession, started: float, timeout: float) -> dict[str, 
     fired = measure.sent(s, "lab05.minute")
     return {"boundaries": [datetime.fromtimestamp(b, UTC).isoformat() for b in marks],
             "sent_after_boundary_s": [round(e["timestamp"] - max(b for b in marks
-                                                                  if b <= e["timestamp"]), 3)
+                                                                 if b <= e["timestamp"]), 3)
                                       for e in fired]}
 
 
-def check_schedule(s: LabSession, ticks: list[dict[str, Any]]) -> None:
-    p = s.params
+def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]]) -> None:
     periods = [t["late_s"] + p.interval for t in ticks if t["late_s"] is not None]
     mean = sum(periods) / len(periods)
     worst = max(abs(x - p.interval) for x in periods)
     ran = [t for t in ticks if t["ran"]]
-    s.measure(schedule={"ticks": len(ticks), "mean_period_s": mean, "worst_deviation_s": worst,
-                        "final_drift_s": ticks[-1]["drift_s"]})
+    ev.measured(schedule={"ticks": len(ticks), "mean_period_s": mean, "worst_deviation_s": worst,
+                          "final_drift_s": ticks[-1]["drift_s"]})
     tolerance = max(0.05, 0.25 * p.interval)
-    s.check("beat_keeps_the_interval",
-            "beat publishes at the interval: the measured period matches it, tick by tick",
-            {"ticks": len(ticks), "mean_period_ms": round(mean * 1000, 2),
-             "worst_deviation_ms": round(worst * 1000, 2),
-             "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2)},
-            f"mean within 2% + 5 ms of {p.interval * 1000:g} ms; every period within "
-            f"{tolerance * 1000:g} ms",
-            len(periods) >= 2 and abs(mean - p.interval) <= 0.02 * p.interval + 0.005
-            and worst <= tolerance)
-    s.check("beat_only_publishes",
-            "the ticks are run by the worker, not by beat: each ran in a worker process, marked "
-            "with the celery_beat_task header",
-            {"ticks": len(ticks), "ran_on_a_worker": len(ran),
-             "with_beat_header": sum(1 for t in ran if t["beat_header"])},
-            "every tick ran once on the worker, all with the header",
-            len(ran) == len(ticks) and all(t["beat_header"] for t in ran))
+    ev.check("beat_keeps_the_interval",
+             "beat publishes at the interval: the measured period matches it, tick by tick",
+             {"ticks": len(ticks), "mean_period_ms": round(mean * 1000, 2),
+              "worst_deviation_ms": round(worst * 1000, 2),
+              "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2)},
+             f"mean within 2% + 5 ms of {p.interval * 1000:g} ms; every period within "
+             f"{tolerance * 1000:g} ms",
+             len(periods) >= 2 and abs(mean - p.interval) <= 0.02 * p.interval + 0.005
+             and worst <= tolerance)
+    ev.check("beat_only_publishes",
+             "the ticks are run by the worker, not by beat: each ran in a worker process, marked "
+             "with the celery_beat_task header",
+             {"ticks": len(ticks), "ran_on_a_worker": len(ran),
+              "with_beat_header": sum(1 for t in ran if t["beat_header"])},
+             "every tick ran once on the worker, all with the header",
+             len(ran) == len(ticks) and all(t["beat_header"] for t in ran))
 
 
-def check_worker_away(s: LabSession, away: dict[str, Any]) -> None:
+def check_worker_away(ev: Evidence, away: dict[str, Any]) -> None:
     ran = away["backlog_ran"]
     spread = max(ran) - min(ran) if ran else None
-    period = s.measurements["schedule"]["mean_period_s"]
-    s.check("queue_grows_while_no_worker_runs",
-            "with the worker stopped, beat keeps publishing and every tick waits in the queue: "
-            "the queue grows by what beat sent",
-            {"away_s": round(away["away_s"], 2), "published": away["published_while_away"],
-             "queue_growth": away["queue_growth"],
-             "growth_per_s": round(away["queue_growth"] / away["away_s"], 2),
-             "schedule_per_s": round(1 / period, 2)},
-            "growth == published (+/- 1 for a tick on the edge of the window), >= 2",
-            away["queue_growth"] >= 2
-            and abs(away["queue_growth"] - away["published_while_away"]) <= 1)
-    s.check("backlog_drains_in_a_burst",
-            "when a worker returns, the backlog runs at once, faster than the schedule made it",
-            {"backlog": away["backlog"], "ran": len(ran),
-             "ran_within_s": round(spread, 3) if spread is not None else None,
-             "schedule_period_s": round(period, 3)},
-            f"all {away['backlog']} ran, within less than {away['backlog'] - 1} periods",
-            len(ran) == away["backlog"] >= 2 and spread < (len(ran) - 1) * period)
+    period = ev.measurements["schedule"]["mean_period_s"]
+    ev.check("queue_grows_while_no_worker_runs",
+             "with the worker stopped, beat keeps publishing and every tick waits in the queue: "
+             "the queue grows by what beat sent",
+             {"away_s": round(away["away_s"], 2), "published": away["published_while_away"],
+              "queue_growth": away["queue_growth"],
+              "growth_per_s": round(away["queue_growth"] / away["away_s"], 2),
+              "schedule_per_s": round(1 / period, 2)},
+             "growth == published (+/- 1 for a tick on the edge of the window), >= 2",
+             away["queue_growth"] >= 2
+             and abs(away["queue_growth"] - away["published_while_away"]) <= 1)
+    ev.check("backlog_drains_in_a_burst",
+             "when a worker returns, the backlog runs at once, faster than the schedule made it",
+             {"backlog": away["backlog"], "ran": len(ran),
+              "ran_within_s": round(spread, 3) if spread is not None else None,
+              "schedule_period_s": round(period, 3)},
+             f"all {away['backlog']} ran, within less than {away['backlog'] - 1} periods",
+             len(ran) == away["backlog"] >= 2 and spread < (len(ran) - 1) * period)
 
 
-def check_beat_down(s: LabSession, down: dict[str, Any]) -> None:
-    s.check("missed_ticks_are_not_caught_up",
-            "while beat is down nothing is published, and on restart it sends one tick, not the "
-            f"~{down['missed']} it missed",
-            {"down_s": round(down["gap_s"], 2), "missed": down["missed"],
-             "sent_while_down": down["sent_while_down"],
-             "sent_in_first_interval_after_restart": down["sent_first_interval"]},
-            "0 while down, at most 1 right after restart",
-            down["sent_while_down"] == 0 and down["sent_first_interval"] <= 1
-            and down["missed"] >= 2)
+def check_beat_down(ev: Evidence, down: dict[str, Any]) -> None:
+    ev.check("missed_ticks_are_not_caught_up",
+             "while beat is down nothing is published, and on restart it sends one tick, not the "
+             f"~{down['missed']} it missed",
+             {"down_s": round(down["gap_s"], 2), "missed": down["missed"],
+              "sent_while_down": down["sent_while_down"],
+              "sent_in_first_interval_after_restart": down["sent_first_interval"]},
+             "0 while down, at most 1 right after restart",
+             down["sent_while_down"] == 0 and down["sent_first_interval"] <= 1
+             and down["missed"] >= 2)
 
 
-def check_two_beats(s: LabSession, doubled: dict[str, Any]) -> None:
-    period = s.measurements["schedule"]["mean_period_s"]
+def check_two_beats(ev: Evidence, doubled: dict[str, Any]) -> None:
+    period = ev.measurements["schedule"]["mean_period_s"]
     window = doubled["end"] - doubled["start"]
     expected = window / period
     counts = list(doubled["per_beat"].values())
-    s.check("two_beats_publish_every_tick_twice",
-            "two beat processes each publish the whole schedule: twice the tasks",
-            {"window_s": round(window, 2), "per_beat": counts,
-             "one_beat_would_send": round(expected, 1)},
-            f"each beat sends {expected:.1f} +/- 1.5",
-            len(counts) == 2 and all(abs(c - expected) <= 1.5 for c in counts))
+    ev.check("two_beats_publish_every_tick_twice",
+             "two beat processes each publish the whole schedule: twice the tasks",
+             {"window_s": round(window, 2), "per_beat": counts,
+              "one_beat_would_send": round(expected, 1)},
+             f"each beat sends {expected:.1f} +/- 1.5",
+             len(counts) == 2 and all(abs(c - expected) <= 1.5 for c in counts))
 
 
-def check_broken(s: LabSession, broken: dict[str, Any]) -> None:
+def check_broken(ev: Evidence, broken: dict[str, Any]) -> None:
     informed, blind = broken["imports the task"], broken["does not import it"]
-    s.check("beat_that_imports_the_task_refuses_bad_args",
-            "a beat process that has the task registered checks the arguments: it logs a "
-            "SchedulingError ('Couldn't apply scheduled task') and publishes nothing",
-            informed, ">= 1 error logged, 0 published",
-            informed["scheduling_errors_logged"] >= 1 and informed["messages_published"] == 0)
-    s.check("beat_without_the_task_sends_it_and_the_worker_fails",
-            "a beat process that does not import the task sends it by name; the worker fails it "
-            "with TypeError",
-            blind, ">= 1 published, all failed with TypeError, 0 errors in beat's log",
-            blind["messages_published"] >= 1
-            and blind["failed_on_worker"] == blind["messages_published"]
-            and "TypeError" in (blind["worker_exception"] or "")
-            and blind["scheduling_errors_logged"] == 0)
+    ev.check("beat_that_imports_the_task_refuses_bad_args",
+             "a beat process that has the task registered checks the arguments: it logs a "
+             "SchedulingError ('Couldn't apply scheduled task') and publishes nothing",
+             informed, ">= 1 error logged, 0 published",
+             informed["scheduling_errors_logged"] >= 1 and informed["messages_published"] == 0)
+    ev.check("beat_without_the_task_sends_it_and_the_worker_fails",
+             "a beat process that does not import the task sends it by name; the worker fails it "
+             "with TypeError",
+             blind, ">= 1 published, all failed with TypeError, 0 errors in beat's log",
+             blind["messages_published"] >= 1
+             and blind["failed_on_worker"] == blind["messages_published"]
+             and "TypeError" in (blind["worker_exception"] or "")
+             and blind["scheduling_errors_logged"] == 0)
 
 
-def check_crontab(s: LabSession, dues: list[dict[str, Any]]) -> None:
+def check_crontab(ev: Evidence, dues: list[dict[str, Any]]) -> None:
     mismatches = [d for d in dues if d["celery"] != d["zoneinfo"]]
     first = {f"{d['timezone']} (enable_utc={d['enable_utc']})": d["celery"][0] for d in dues}
-    s.check("crontab_follows_the_timezone_setting",
-            "a crontab's due times are wall-clock times in the app's timezone (enable_utc does "
-            "not change them): Celery's own schedule objects agree with the tz database",
-            {"next_due_utc": first, "mismatches": len(mismatches)},
-            "0 mismatches; different timezones give different UTC instants",
-            not mismatches and len({d["celery"][0] for d in dues}) > 1)
+    ev.check("crontab_follows_the_timezone_setting",
+             "a crontab's due times are wall-clock times in the app's timezone (enable_utc does "
+             "not change them): Celery's own schedule objects agree with the tz database",
+             {"next_due_utc": first, "mismatches": len(mismatches)},
+             "0 mismatches; different timezones give different UTC instants",
+             not mismatches and len({d["celery"][0] for d in dues}) > 1)
 
 
 LAB = Lab(
     id="05_beat",
     title="Beat, the scheduler that only publishes, measured",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     settings=schedule,
     wall_time="default 28-60 s (it waits for a minute boundary), --quick about 23 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 05``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

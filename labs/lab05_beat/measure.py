@@ -13,7 +13,6 @@ from celery.schedules import crontab
 from labkit.redis_state import queue_length
 from labkit.sampler import Sampler
 from labkit.session import LabSession
-from labkit.taskside import read_records
 from labs.lab05_beat.tasks import RUNS
 
 
@@ -28,8 +27,7 @@ def sent(session: LabSession, task: str, start: float = 0.0, end: float = float(
 
 
 def runs(session: LabSession) -> dict[str, dict[str, Any]]:
-    with session.broker.client() as r:
-        return {row["id"]: row for row in read_records(r, session.broker.key(RUNS))}
+    return {row["id"]: row for row in session.records(RUNS)}
 
 
 def ticks(session: LabSession, start: float, end: float, interval: float) -> list[dict[str, Any]]:

@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab06_routing import measure, plots
 
@@ -65,25 +68,23 @@ def measure_lab(s: LabSession) -> None:
     measure.forget(s, "logs", LOG_QUEUES)
     s.step("the same with one queue and several bindings")
     right = measure.log_levels(s, "correct", correct_queues(p.transient_keys), levels, p.per_level)
-    write_json(s.run_dir / "log_levels.json", [wrong, right])
-    s.files.append("log_levels.json")
-    check_log_levels(s, wrong, right)
+    s.write_json("log_levels.json", [wrong, right])
+    check_log_levels(s.evidence, p, wrong, right)
 
     s.step("topic exchange: patterns against routing keys, Redis against AMQP")
     patterns = {f"topic_{i}": pattern for i, pattern in enumerate(p.topic_patterns)}
     topic = measure.topic(s, patterns, p.topic_keys)
-    write_json(s.run_dir / "topic.json", topic)
-    s.files.append("topic.json")
-    check_topic(s, topic)
+    s.write_json("topic.json", topic)
+    check_topic(s.evidence, topic)
 
     s.step("task_routes against queue= and exchange/routing_key options")
     overrides = measure.overrides(s)
-    s.measure(overrides=overrides)
-    check_overrides(s, overrides)
+    s.measured(overrides=overrides)
+    check_overrides(s.evidence, overrides)
 
     s.step(f"unroutable: routing key {p.unroutable_key!r}")
     lost = measure.unroutable(s, p.unroutable_key, p.per_level)
-    s.measure(unroutable=lost)
+    s.measured(unroutable=lost)
     s.check("unroutable_messages_vanish_silently",
             "a message whose routing key no binding matches is dropped: it arrives nowhere, and "
             "the client gets no error",
@@ -92,57 +93,52 @@ def measure_lab(s: LabSession) -> None:
 
     s.step("fanout: a broadcast queue, a shared queue, a worker that joins late")
     fan = measure.fanout(s, p.broadcasts, p.shared, p.timeout)
-    write_json(s.run_dir / "fanout.json", fan)
-    s.files.append("fanout.json")
-    check_fanout(s, fan)
-
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
+    s.write_json("fanout.json", fan)
+    check_fanout(s.evidence, fan)
 
 
-def check_log_levels(s: LabSession, wrong: dict, right: dict) -> None:
-    p = s.params
+def check_log_levels(ev: Evidence, p: Params, wrong: dict, right: dict) -> None:
     first, last = p.transient_keys[0], p.transient_keys[-1]
-    s.check("two_queue_entries_with_one_name_keep_only_the_last",
-            "two Queue entries named transient_logs do not make one queue with two bindings: "
-            f"Celery keeps the last entry, so '{first}' is bound nowhere and its messages are "
-            "dropped",
-            {"dropped": wrong["dropped"], "transient_logs_got": {
+    ev.check("two_queue_entries_with_one_name_keep_only_the_last",
+             "two Queue entries named transient_logs do not make one queue with two bindings: "
+             f"Celery keeps the last entry, so '{first}' is bound nowhere and its messages are "
+             "dropped",
+             {"dropped": wrong["dropped"], "transient_logs_got": {
                 k: wrong["matrix"][k]["transient_logs"] for k in p.transient_keys}},
-            f"all {p.per_level} '{first}' dropped; '{last}' delivered",
-            len(p.transient_keys) >= 2 and wrong["dropped"][first] == p.per_level
-            and wrong["matrix"][last]["transient_logs"] == p.per_level)
-    s.check("one_queue_with_several_bindings_gets_every_key",
-            "one Queue with a binding per key receives every one of them; nothing is dropped",
-            {"dropped": right["dropped"], "transient_logs_got": {
+             f"all {p.per_level} '{first}' dropped; '{last}' delivered",
+             len(p.transient_keys) >= 2 and wrong["dropped"][first] == p.per_level
+             and wrong["matrix"][last]["transient_logs"] == p.per_level)
+    ev.check("one_queue_with_several_bindings_gets_every_key",
+             "one Queue with a binding per key receives every one of them; nothing is dropped",
+             {"dropped": right["dropped"], "transient_logs_got": {
                 k: right["matrix"][k]["transient_logs"] for k in p.transient_keys}},
-            f"{p.per_level} of each transient key in transient_logs, 0 dropped",
-            all(right["matrix"][k]["transient_logs"] == p.per_level for k in p.transient_keys)
-            and not any(right["dropped"].values()))
+             f"{p.per_level} of each transient key in transient_logs, 0 dropped",
+             all(right["matrix"][k]["transient_logs"] == p.per_level for k in p.transient_keys)
+             and not any(right["dropped"].values()))
     exact = all(cfg["matrix"][level][queue] == (p.per_level if queue == f"{level}_logs" else 0)
                 for cfg in (wrong, right) for level in ("error", "warning")
                 for queue in cfg["queues"])
-    s.check("direct_exchange_routes_by_exact_key",
-            "on a direct exchange a message goes to the queues bound with exactly its routing key",
-            {cfg["config"]: {lvl: cfg["matrix"][lvl] for lvl in ("error", "warning")}
-             for cfg in (wrong, right)},
-            "error -> error_logs only, warning -> warning_logs only", exact)
+    ev.check("direct_exchange_routes_by_exact_key",
+             "on a direct exchange a message goes to the queues bound with exactly its routing key",
+             {cfg["config"]: {lvl: cfg["matrix"][lvl] for lvl in ("error", "warning")}
+              for cfg in (wrong, right)},
+             "error -> error_logs only, warning -> warning_logs only", exact)
 
 
-def check_topic(s: LabSession, topic: dict) -> None:
+def check_topic(ev: Evidence, topic: dict) -> None:
     differ = [r for r in topic["rows"] if r["redis"] != r["amqp"]]
     # where kombu's regex emulation ('#' -> '.*?' between literal dots) cannot follow AMQP:
     # a '#' that has to match zero words next to a dot
     zero_word = [r for r in topic["rows"] if r["amqp"] and _needs_zero_word_hash(r["pattern"],
-                                                                                  r["routing_key"])]
-    s.check("redis_topic_emulation_differs_where_hash_matches_zero_words",
-            "kombu's topic emulation on Redis agrees with AMQP except where '#' has to match zero "
-            "words (e.g. 'kern.#' against 'kern': AMQP matches, Redis does not)",
-            {"pairs": len(topic["rows"]), "differ": [(r["pattern"], r["routing_key"])
-                                                     for r in differ]},
-            f"exactly the zero-word '#' pairs: {[(r['pattern'], r['routing_key']) for r in zero_word]}",
-            {(r["pattern"], r["routing_key"]) for r in differ}
-            == {(r["pattern"], r["routing_key"]) for r in zero_word})
+                                                                                 r["routing_key"])]
+    ev.check("redis_topic_emulation_differs_where_hash_matches_zero_words",
+             "kombu's topic emulation on Redis agrees with AMQP except where '#' has to match zero "
+             "words (e.g. 'kern.#' against 'kern': AMQP matches, Redis does not)",
+             {"pairs": len(topic["rows"]), "differ": [(r["pattern"], r["routing_key"])
+                                                      for r in differ]},
+             f"exactly the zero-word '#' pairs: {[(r['pattern'], r['routing_key']) for r in zero_word]}",
+             {(r["pattern"], r["routing_key"]) for r in differ}
+             == {(r["pattern"], r["routing_key"]) for r in zero_word})
 
 
 def _needs_zero_word_hash(pattern: str, key: str) -> bool:
@@ -168,56 +164,57 @@ def _needs_zero_word_hash(pattern: str, key: str) -> bool:
     return bool(found) and all(found)
 
 
-def check_overrides(s: LabSession, overrides: list[dict]) -> None:
+def check_overrides(ev: Evidence, overrides: list[dict]) -> None:
     by_call = {o["call"]: o for o in overrides}
     route = by_call["route only"]
     queue = by_call["queue='explicit_q'"]
     explicit = by_call["exchange='logs', routing_key='error'"]
-    s.check("explicit_options_override_task_routes",
-            "task_routes applies when the call says nothing; queue= overrides it; so do "
-            "exchange= and routing_key=, and then the exchange's bindings decide",
-            overrides, "routed_q; explicit_q; error_logs via exchange 'logs' with key 'error'",
-            route["landed_in"] == ["routed_q"] and queue["landed_in"] == ["explicit_q"]
-            and explicit["landed_in"] == ["error_logs"] and explicit["exchange"] == "logs"
-            and explicit["routing_key"] == "error")
+    ev.check("explicit_options_override_task_routes",
+             "task_routes applies when the call says nothing; queue= overrides it; so do "
+             "exchange= and routing_key=, and then the exchange's bindings decide",
+             overrides, "routed_q; explicit_q; error_logs via exchange 'logs' with key 'error'",
+             route["landed_in"] == ["routed_q"] and queue["landed_in"] == ["explicit_q"]
+             and explicit["landed_in"] == ["error_logs"] and explicit["exchange"] == "logs"
+             and explicit["routing_key"] == "error")
 
 
-def check_fanout(s: LabSession, fan: dict) -> None:
+def check_fanout(ev: Evidence, fan: dict) -> None:
     per = fan["per_worker"]
     early_two = [per[h] for h in per if not h.startswith("w3")]
     late = next(v for h, v in per.items() if h.startswith("w3"))
-    s.check("broadcast_reaches_every_listening_worker",
-            "a broadcast (fanout) queue delivers every message to each worker listening at that "
-            "moment; a worker that joins later gets only what is published after it joined",
-            per, f"w1 and w2 each {fan['broadcasts']} early and 1 late; w3 0 early and 1 late",
-            all(w["early_broadcasts"] == fan["broadcasts"] and w["late_broadcast"] == 1
-                for w in early_two)
-            and late["early_broadcasts"] == 0 and late["late_broadcast"] == 1)
-    s.check("a_broadcast_needs_its_fanout_exchange_declared_by_the_sender",
-            "on Redis, a client that sends to a broadcast queue without having declared its "
-            "fanout exchange publishes it as direct: no worker gets it, and nothing says so",
-            {"sent_without_declare": fan["broadcasts"], "runs": fan["undeclared_runs"]},
-            "0 runs", fan["undeclared_runs"] == 0)
-    s.check("a_shared_direct_queue_gives_each_message_to_one_worker",
-            "a direct queue consumed by two workers gives each message to exactly one of them",
-            {"runs_per_message": sorted(set(fan["shared_runs_per_id"])),
-             "split": {h: v["shared"] for h, v in per.items()}},
-            f"every one of {fan['shared']} ran once; the two workers' counts add up",
-            fan["shared_runs_per_id"] == [1] * fan["shared"]
-            and sum(v["shared"] for v in per.values()) == fan["shared"])
+    ev.check("broadcast_reaches_every_listening_worker",
+             "a broadcast (fanout) queue delivers every message to each worker listening at that "
+             "moment; a worker that joins later gets only what is published after it joined",
+             per, f"w1 and w2 each {fan['broadcasts']} early and 1 late; w3 0 early and 1 late",
+             all(w["early_broadcasts"] == fan["broadcasts"] and w["late_broadcast"] == 1
+                 for w in early_two)
+             and late["early_broadcasts"] == 0 and late["late_broadcast"] == 1)
+    ev.check("a_broadcast_needs_its_fanout_exchange_declared_by_the_sender",
+             "on Redis, a client that sends to a broadcast queue without having declared its "
+             "fanout exchange publishes it as direct: no worker gets it, and nothing says so",
+             {"sent_without_declare": fan["broadcasts"], "runs": fan["undeclared_runs"]},
+             "0 runs", fan["undeclared_runs"] == 0)
+    ev.check("a_shared_direct_queue_gives_each_message_to_one_worker",
+             "a direct queue consumed by two workers gives each message to exactly one of them",
+             {"runs_per_message": sorted(set(fan["shared_runs_per_id"])),
+              "split": {h: v["shared"] for h, v in per.items()}},
+             f"every one of {fan['shared']} ran once; the two workers' counts add up",
+             fan["shared_runs_per_id"] == [1] * fan["shared"]
+             and sum(v["shared"] for v in per.values()) == fan["shared"])
 
 
 LAB = Lab(
     id="06_routing",
     title="Routing keys, exchanges and queues on Redis, measured",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     settings=settings,
     wall_time="about 12 s, default and --quick alike",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 06``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

@@ -11,7 +11,6 @@ from kombu import Exchange
 
 from labkit.redis_state import queued_messages, snapshot
 from labkit.session import LabSession
-from labkit.taskside import read_records
 from labs.lab06_routing.tasks import RUNS, announce, process_log, routed
 
 
@@ -100,8 +99,7 @@ def topic(session: LabSession, patterns: dict[str, str], keys: list[str]) -> dic
 
 
 def runs(session: LabSession) -> list[dict[str, Any]]:
-    with session.broker.client() as r:
-        return read_records(r, session.broker.key(RUNS))
+    return session.records(RUNS)
 
 
 def fanout(session: LabSession, broadcasts: int, shared: int, timeout: float) -> dict[str, Any]:

@@ -7,11 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
+from labkit.plotting import new_figure
 
 
 def log_heatmaps(run_dir: Path) -> Figure:

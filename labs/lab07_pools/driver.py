@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
 from labkit.errors import SetupError
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab07_pools import measure, plots
 
@@ -58,32 +61,29 @@ def measure_lab(s: LabSession) -> None:
     p = s.params
     cores = os.cpu_count() or 1
     iterations = measure.calibrate(p.cpu_ms)
-    s.measure(cores=cores, cpu_iterations=iterations)
+    s.measured(cores=cores, cpu_iterations=iterations)
     plan = configs(p)
     s.step(f"sweep: {len(plan)} worker configurations x io/cpu/mixed; {p.cpu_ms} ms of CPU = "
            f"{iterations} iterations; {cores} cores")
     rows = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cores=cores,
                          per_slot=p.per_slot, timeout=p.timeout)
-    s.measure(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
+    s.measured(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
     s.write_csv("sweep.csv", rows)
-    check_sweep(s, rows, cores)
+    check_sweep(s.evidence, rows, cores)
 
     s.step(f"time limits (soft {p.soft_limit} s, hard {p.hard_limit} s) on every pool")
     limits = measure.time_limits(s, p.pools, p.soft_limit, p.hard_limit,
                                  runs_for=p.hard_limit + 1.5, timeout=p.timeout)
-    s.measure(time_limits=limits)
-    check_limits(s, limits)
+    s.measured(time_limits=limits)
+    check_limits(s.evidence, p, limits)
 
     s.step("head-of-line blocking: prefetch multiplier 4 against 1 with acks_late")
     hol = [measure.head_of_line(s, 4, False, p.long_s, p.shorts, p.timeout),
            measure.head_of_line(s, 1, True, p.long_s, p.shorts, p.timeout)]
-    write_json(s.run_dir / "head_of_line.json", hol)
-    s.files.append("head_of_line.json")
-    check_hol(s, hol)
+    s.write_json("head_of_line.json", hol)
+    check_hol(s.evidence, hol)
 
-    s.measure(choose=choose(rows))
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
+    s.measured(choose=choose(rows))
 
 
 def _best(rows: list[dict], pool: str, workload: str) -> dict | None:
@@ -96,71 +96,70 @@ def _at(rows: list[dict], pool: str, workload: str, concurrency: int) -> dict | 
                  and r["concurrency"] == concurrency), None)
 
 
-def check_sweep(s: LabSession, rows: list[dict], cores: int) -> None:
+def check_sweep(ev: Evidence, rows: list[dict], cores: int) -> None:
     over = [r for r in rows if r["ratio"] > 1.1]
-    s.check("nobody_beats_the_ideal",
-            "no pool exceeds its ideal throughput: IO concurrency / latency, CPU "
-            "min(concurrency, cores) / cost (the fastest single execution measured)",
-            {"configurations": len(rows), "max_ratio": round(max(r["ratio"] for r in rows), 3)},
-            "every measured / ideal <= 1.1", not over)
+    ev.check("nobody_beats_the_ideal",
+             "no pool exceeds its ideal throughput: IO concurrency / latency, CPU "
+             "min(concurrency, cores) / cost (the fastest single execution measured)",
+             {"configurations": len(rows), "max_ratio": round(max(r["ratio"] for r in rows), 3)},
+             "every measured / ideal <= 1.1", not over)
     ones = [r for r in rows if r["concurrency"] == 1 and r["workload"] == "io"]
-    s.check("concurrency_one_runs_one_task_at_a_time",
-            "at concurrency 1 (and with solo) tasks run one at a time: IO throughput is about "
-            "1 / latency, whatever the pool",
-            {r["pool"]: round(r["ratio"], 3) for r in ones},
-            "measured / ideal between 0.5 and 1.1 for every pool at concurrency 1",
-            bool(ones) and all(0.5 <= r["ratio"] <= 1.1 for r in ones))
+    ev.check("concurrency_one_runs_one_task_at_a_time",
+             "at concurrency 1 (and with solo) tasks run one at a time: IO throughput is about "
+             "1 / latency, whatever the pool",
+             {r["pool"]: round(r["ratio"], 3) for r in ones},
+             "measured / ideal between 0.5 and 1.1 for every pool at concurrency 1",
+             bool(ones) and all(0.5 <= r["ratio"] <= 1.1 for r in ones))
     green = [b for b in (_best(rows, pool, "io") for pool in GREEN) if b]
     prefork = _best(rows, "prefork", "io")
     if green and prefork:
         top = max(green, key=lambda r: r["throughput"])
-        s.check("green_pools_win_on_io",
-                "on IO-bound work a green pool at high concurrency beats prefork at a few "
-                "processes",
-                {"green": f"{top['pool']} x{top['concurrency']}: {top['throughput']:.0f}/s",
-                 "prefork": f"x{prefork['concurrency']}: {prefork['throughput']:.0f}/s"},
-                "green > 2 x prefork", top["throughput"] > 2 * prefork["throughput"])
+        ev.check("green_pools_win_on_io",
+                 "on IO-bound work a green pool at high concurrency beats prefork at a few "
+                 "processes",
+                 {"green": f"{top['pool']} x{top['concurrency']}: {top['throughput']:.0f}/s",
+                  "prefork": f"x{prefork['concurrency']}: {prefork['throughput']:.0f}/s"},
+                 "green > 2 x prefork", top["throughput"] > 2 * prefork["throughput"])
     t1, p1 = _at(rows, "threads", "cpu", 1), _at(rows, "prefork", "cpu", 1)
     tmax, pmax = _best(rows, "threads", "cpu"), _at(rows, "prefork", "cpu", min(cores, max(
         (r["concurrency"] for r in rows if r["pool"] == "prefork"), default=1)))
     if t1 and p1 and tmax and pmax and pmax["concurrency"] > 1:
         threads_gain = tmax["throughput"] / t1["throughput"]
         prefork_gain = pmax["throughput"] / p1["throughput"]
-        s.check("threads_do_not_scale_cpu_work",
-                "on CPU-bound pure-Python work threads gain nothing from concurrency (the GIL); "
-                f"prefork gains from its processes, up to the {cores} cores",
-                {"threads_best_over_1": round(threads_gain, 2),
-                 f"prefork_{pmax['concurrency']}_over_1": round(prefork_gain, 2)},
-                "threads gain < 1.3; prefork gains > 1.15 and more than threads by 0.15",
-                threads_gain < 1.3 and prefork_gain > 1.15 and prefork_gain > threads_gain + 0.15)
+        ev.check("threads_do_not_scale_cpu_work",
+                 "on CPU-bound pure-Python work threads gain nothing from concurrency (the GIL); "
+                 f"prefork gains from its processes, up to the {cores} cores",
+                 {"threads_best_over_1": round(threads_gain, 2),
+                  f"prefork_{pmax['concurrency']}_over_1": round(prefork_gain, 2)},
+                 "threads gain < 1.3; prefork gains > 1.15 and more than threads by 0.15",
+                 threads_gain < 1.3 and prefork_gain > 1.15 and prefork_gain > threads_gain + 0.15)
 
 
-def check_limits(s: LabSession, limits: list[dict]) -> None:
-    p = s.params
+def check_limits(ev: Evidence, p: Params, limits: list[dict]) -> None:
     by_pool = {r["pool"]: r for r in limits}
     pre = by_pool.get("prefork")
     if pre:
-        s.check("prefork_enforces_soft_and_hard_time_limits",
-                "prefork delivers SoftTimeLimitExceeded inside the task at the soft limit and "
-                "kills it at the hard limit (TimeLimitExceeded)",
-                pre, f"soft reached the task; FAILURE with TimeLimitExceeded near {p.hard_limit} s",
-                pre["soft_limit_reached_task"] and pre["state"] == "FAILURE"
-                and "TimeLimitExceeded" in (pre["exception"] or "")
-                and pre["ended_after_s"] is not None
-                and pre["ended_after_s"] < p.hard_limit + 1.0)
+        ev.check("prefork_enforces_soft_and_hard_time_limits",
+                 "prefork delivers SoftTimeLimitExceeded inside the task at the soft limit and "
+                 "kills it at the hard limit (TimeLimitExceeded)",
+                 pre, f"soft reached the task; FAILURE with TimeLimitExceeded near {p.hard_limit} s",
+                 pre["soft_limit_reached_task"] and pre["state"] == "FAILURE"
+                 and "TimeLimitExceeded" in (pre["exception"] or "")
+                 and pre["ended_after_s"] is not None
+                 and pre["ended_after_s"] < p.hard_limit + 1.0)
     unenforced = [r["pool"] for r in limits if r["ran_to_the_end"]]
-    s.measure(time_limits_not_enforced=unenforced)
+    ev.measured(time_limits_not_enforced=unenforced)
 
 
-def check_hol(s: LabSession, hol: list[dict]) -> None:
+def check_hol(ev: Evidence, hol: list[dict]) -> None:
     eager, fair = hol
-    s.check("prefetch_holds_short_tasks_behind_a_long_one",
-            "with prefetch multiplier 4 a busy worker holds short tasks behind its long one while "
-            "another worker is free; multiplier 1 with acks_late leaves them to the free worker",
-            {"stuck_with_multiplier_4": eager["stuck_behind_the_long_one"],
-             "stuck_with_multiplier_1_acks_late": fair["stuck_behind_the_long_one"]},
-            ">= 1 stuck with 4, 0 with 1 + acks_late",
-            eager["stuck_behind_the_long_one"] >= 1 and fair["stuck_behind_the_long_one"] == 0)
+    ev.check("prefetch_holds_short_tasks_behind_a_long_one",
+             "with prefetch multiplier 4 a busy worker holds short tasks behind its long one while "
+             "another worker is free; multiplier 1 with acks_late leaves them to the free worker",
+             {"stuck_with_multiplier_4": eager["stuck_behind_the_long_one"],
+              "stuck_with_multiplier_1_acks_late": fair["stuck_behind_the_long_one"]},
+             ">= 1 stuck with 4, 0 with 1 + acks_late",
+             eager["stuck_behind_the_long_one"] >= 1 and fair["stuck_behind_the_long_one"] == 0)
 
 
 def choose(rows: list[dict]) -> list[dict[str, Any]]:
@@ -180,13 +179,14 @@ LAB = Lab(
     id="07_pools",
     title="Pool comparison (prefork, threads, gevent, eventlet, solo) against the ideal",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     validate=validate,
     wall_time="default about 80 s, --quick about 50 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 07``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

@@ -8,7 +8,6 @@ from typing import Any
 
 from labkit.session import LabSession
 from labkit.stats import summary
-from labkit.taskside import read_records
 from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, overrun, spin
 
 QUEUE = "lab07"
@@ -34,9 +33,7 @@ def batch(session: LabSession, signature, n: int, timeout: float) -> dict[str, A
         submits.append(time.time())
         results.append(signature.apply_async(queue=QUEUE))
     ids = {r.id for r in results}
-    missing = session.events.wait_for_tasks(ids, "task-succeeded", timeout)
-    if missing:
-        raise TimeoutError(f"{len(missing)} of {n} tasks did not finish within {timeout} s")
+    session.events.wait_for_tasks(ids, timeout=timeout)
     events = {i: e["task-succeeded"] for i, e in session.events.by_task().items() if i in ids}
     latencies = [events[r.id]["timestamp"] - t for r, t in zip(results, submits, strict=True)]
     elapsed = max(e["timestamp"] for e in events.values()) - submits[0]
@@ -96,10 +93,9 @@ def time_limits(session: LabSession, pools: list[str], soft: float, hard: float,
                for i in ids):
             break
         time.sleep(0.05)
-    with session.broker.client() as r:
-        records: dict[str, list[str]] = {}
-        for row in read_records(r, session.broker.key(LIMITS)):
-            records.setdefault(row["id"], []).append(row["outcome"])
+    records: dict[str, list[str]] = {}
+    for row in session.records(LIMITS):
+        records.setdefault(row["id"], []).append(row["outcome"])
     rows = []
     for pool, (t0, result) in sent.items():
         ended = [e for e in session.events.snapshot() if e.get("uuid") == result.id
@@ -128,9 +124,7 @@ def head_of_line(session: LabSession, multiplier: int, acks_late: bool, long_s: 
         task = io.s(long_s) if i == 0 else io.s(0.01)
         submitted.append((i > 0, time.time(), task.apply_async(queue=f"{QUEUE}_hol")))
     ids = {r.id for _, _, r in submitted}
-    missing = session.events.wait_for_tasks(ids, "task-succeeded", long_s + timeout)
-    if missing:
-        raise TimeoutError("head-of-line tasks did not finish")
+    session.events.wait_for_tasks(ids, timeout=long_s + timeout)
     done = {i: e["task-succeeded"]["timestamp"] for i, e in session.events.by_task().items()
             if i in ids}
     latencies = [done[r.id] - t for short, t, r in submitted if short]

@@ -7,15 +7,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 from labkit.results import read_csv
 
 COLOURS = {"prefork": "tab:blue", "threads": "tab:orange", "gevent": "tab:green",
            "eventlet": "tab:purple", "solo": "tab:red"}
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def throughput(run_dir: Path) -> Figure:

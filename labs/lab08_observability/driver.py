@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
+from labkit import runner
+from labkit.cli import run_script
+from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
-from labkit.results import write_json
 from labkit.session import LabSession
 from labs.lab08_observability import measure, plots
 
@@ -55,13 +58,12 @@ def measure_lab(s: LabSession) -> None:
 
     s.step("task states: polling AsyncResult next to the events")
     states = measure.states(s, p.poll_s, p.timeout)
-    write_json(s.run_dir / "states.json", states)
-    s.files.append("states.json")
-    check_states(s, states)
+    s.write_json("states.json", states)
+    check_states(s.evidence, states)
 
     keys = measure.result_keys(s, p.timeout)
-    s.measure(result_keys=keys)
-    check_result_keys(s, keys)
+    s.measured(result_keys=keys)
+    check_result_keys(s.evidence, p, keys)
 
     s.step(f"a burst of {p.tasks} tasks ({p.failures} failing) and {p.scheduled} ETA tasks, "
            "watched by inspect and Flower")
@@ -70,16 +72,12 @@ def measure_lab(s: LabSession) -> None:
     burst["threshold"] = p.threshold
     s.write_csv("inspect.csv", burst.pop("inspect"))
     s.write_csv("flower_scrapes.csv", burst.pop("scrapes"))
-    write_json(s.run_dir / "burst.json", burst)
-    s.files.append("burst.json")
-    check_inspect(s, burst)
+    s.write_json("burst.json", burst)
+    check_inspect(s.evidence, burst)
     access = measure.flower_access(flower)
-    s.measure(flower_access=access)
-    check_flower(s, burst, access)
+    s.measured(flower_access=access)
+    check_flower(s.evidence, p, burst, access)
     flower.stop()
-
-    for name, fig in plots.figures(s.run_dir).items():
-        s.save_figure(name, fig)
 
 
 def _sequence(polls: list[dict], name: str) -> list[str]:
@@ -90,124 +88,123 @@ def _sequence(polls: list[dict], name: str) -> list[str]:
     return out
 
 
-def check_states(s: LabSession, states: dict) -> None:
+def check_states(ev: Evidence, states: dict) -> None:
     seen = {name: _sequence(states["polls"], name) for name in (*states["ids"], "unknown")}
     events = {name: sorted({e["type"] for e in states["events"] if e["task"] == name})
               for name in states["ids"]}
-    s.measure(states_seen=seen, events_seen=events)
-    s.check("a_client_sees_the_states_by_polling",
-            "polling AsyncResult shows PENDING, STARTED (task_track_started) and a final state: "
-            "SUCCESS, FAILURE, RETRY on the way, REVOKED for a revoked ETA task",
-            seen, "success P,S,SUCCESS; failure ends FAILURE; retry passes RETRY and ends SUCCESS; "
+    ev.measured(states_seen=seen, events_seen=events)
+    ev.check("a_client_sees_the_states_by_polling",
+             "polling AsyncResult shows PENDING, STARTED (task_track_started) and a final state: "
+             "SUCCESS, FAILURE, RETRY on the way, REVOKED for a revoked ETA task",
+             seen, "success P,S,SUCCESS; failure ends FAILURE; retry passes RETRY and ends SUCCESS; "
                   "revoked ends REVOKED",
-            seen["success"] == ["PENDING", "STARTED", "SUCCESS"]
-            and seen["failure"][-1] == "FAILURE" and "STARTED" in seen["failure"]
-            and "RETRY" in seen["retry"] and seen["retry"][-1] == "SUCCESS"
-            and seen["revoked"][-1] == "REVOKED")
-    s.check("events_tell_the_same_story",
-            "the worker's events for the same tasks carry the same outcomes",
-            events, "task-succeeded / task-failed / task-retried / task-revoked respectively",
-            "task-succeeded" in events["success"] and "task-failed" in events["failure"]
-            and "task-retried" in events["retry"] and "task-revoked" in events["revoked"])
-    s.check("pending_also_means_never_heard_of",
-            "an id no task ever had is PENDING too: PENDING cannot tell 'waiting' from 'unknown'",
-            seen["unknown"], "PENDING throughout", seen["unknown"] == ["PENDING"])
+             seen["success"] == ["PENDING", "STARTED", "SUCCESS"]
+             and seen["failure"][-1] == "FAILURE" and "STARTED" in seen["failure"]
+             and "RETRY" in seen["retry"] and seen["retry"][-1] == "SUCCESS"
+             and seen["revoked"][-1] == "REVOKED")
+    ev.check("events_tell_the_same_story",
+             "the worker's events for the same tasks carry the same outcomes",
+             events, "task-succeeded / task-failed / task-retried / task-revoked respectively",
+             "task-succeeded" in events["success"] and "task-failed" in events["failure"]
+             and "task-retried" in events["retry"] and "task-revoked" in events["revoked"])
+    ev.check("pending_also_means_never_heard_of",
+             "an id no task ever had is PENDING too: PENDING cannot tell 'waiting' from 'unknown'",
+             seen["unknown"], "PENDING throughout", seen["unknown"] == ["PENDING"])
 
 
-def check_result_keys(s: LabSession, keys: dict) -> None:
-    p = s.params
+def check_result_keys(ev: Evidence, p: Params, keys: dict) -> None:
     ok, bad, quiet = keys["success"], keys["failure"], keys["ignore_result"]
-    s.check("results_live_in_redis_for_result_expires",
-            "a result is a celery-task-meta-<id> key whose TTL is result_expires; failures use "
-            "result_failure_expires; an ignore_result task leaves no key",
-            {"success_ttl_s": ok["ttl_s"], "failure_ttl_s": bad["ttl_s"],
-             "ignore_result_key": quiet["exists"]},
-            f"success {p.result_expires - 5}..{p.result_expires}, failure "
-            f"{p.failure_expires - 5}..{p.failure_expires}, no key",
-            ok["exists"] and p.result_expires - 5 <= ok["ttl_s"] <= p.result_expires
-            and bad["exists"] and p.failure_expires - 5 <= bad["ttl_s"] <= p.failure_expires
-            and bad["status"] == "FAILURE" and not quiet["exists"])
+    ev.check("results_live_in_redis_for_result_expires",
+             "a result is a celery-task-meta-<id> key whose TTL is result_expires; failures use "
+             "result_failure_expires; an ignore_result task leaves no key",
+             {"success_ttl_s": ok["ttl_s"], "failure_ttl_s": bad["ttl_s"],
+              "ignore_result_key": quiet["exists"]},
+             f"success {p.result_expires - 5}..{p.result_expires}, failure "
+             f"{p.failure_expires - 5}..{p.failure_expires}, no key",
+             ok["exists"] and p.result_expires - 5 <= ok["ttl_s"] <= p.result_expires
+             and bad["exists"] and p.failure_expires - 5 <= bad["ttl_s"] <= p.failure_expires
+             and bad["status"] == "FAILURE" and not quiet["exists"])
 
 
-def check_inspect(s: LabSession, burst: dict) -> None:
+def check_inspect(ev: Evidence, burst: dict) -> None:
     from labkit.results import read_csv
 
-    rows = read_csv(s.run_dir / "inspect.csv")
+    rows = read_csv(ev.run_dir / "inspect.csv")
     total = burst["sent"]
     # the five counts are separate requests: a task that moves between two of them while they
     # are read is counted twice or not at all; at most the pool and the ETA tasks are moving
     moving = CONCURRENCY + burst["scheduled"]
     off = [r for r in rows if abs(r["queue"] + r["reserved"] + r["scheduled"] + r["active"]
                                   + r["done"] - total) > moving]
-    s.measure(inspect_samples=len(rows), inspect_peaks={
+    ev.measured(inspect_samples=len(rows), inspect_peaks={
         k: max(r[k] for r in rows) for k in ("queue", "reserved", "scheduled", "active")})
-    s.check("inspect_accounts_for_every_task",
-            "at every moment each task is in exactly one place: still in the Redis list, reserved "
-            "(prefetched) by the worker, scheduled (ETA), active, or done",
-            {"samples": len(rows), "off_by_more_than_the_pool": len(off),
-             "peaks": s.measurements["inspect_peaks"]},
-            f"queue + reserved + scheduled + active + done = {total} (+/- {moving} moving "
-            "between two reads)",
-            len(rows) >= 3 and not off)
-    peaks = s.measurements["inspect_peaks"]
+    ev.check("inspect_accounts_for_every_task",
+             "at every moment each task is in exactly one place: still in the Redis list, reserved "
+             "(prefetched) by the worker, scheduled (ETA), active, or done",
+             {"samples": len(rows), "off_by_more_than_the_pool": len(off),
+              "peaks": ev.measurements["inspect_peaks"]},
+             f"queue + reserved + scheduled + active + done = {total} (+/- {moving} moving "
+             "between two reads)",
+             len(rows) >= 3 and not off)
+    peaks = ev.measurements["inspect_peaks"]
     limit = CONCURRENCY * PREFETCH + burst["scheduled"]
-    s.check("inspect_respects_the_pool_and_prefetch",
-            "active never exceeds the concurrency; ETA tasks show up as scheduled, and each one "
-            "held raises the prefetch limit by one, so reserved stays within concurrency x "
-            "prefetch multiplier + ETA tasks held",
-            peaks, f"active <= {CONCURRENCY}, scheduled peaks at {burst['scheduled']}, "
+    ev.check("inspect_respects_the_pool_and_prefetch",
+             "active never exceeds the concurrency; ETA tasks show up as scheduled, and each one "
+             "held raises the prefetch limit by one, so reserved stays within concurrency x "
+             "prefetch multiplier + ETA tasks held",
+             peaks, f"active <= {CONCURRENCY}, scheduled peaks at {burst['scheduled']}, "
                    f"reserved <= {CONCURRENCY} x {PREFETCH} + {burst['scheduled']}",
-            peaks["active"] <= CONCURRENCY and peaks["reserved"] <= limit
-            and peaks["scheduled"] == burst["scheduled"]
-            and "lab08.work" in burst["registered_lab08"] and "celery" in burst["active_queues"])
+             peaks["active"] <= CONCURRENCY and peaks["reserved"] <= limit
+             and peaks["scheduled"] == burst["scheduled"]
+             and "lab08.work" in burst["registered_lab08"] and "celery" in burst["active_queues"])
 
 
-def check_flower(s: LabSession, burst: dict, access: dict) -> None:
+def check_flower(ev: Evidence, p: Params, burst: dict, access: dict) -> None:
     from labkit.results import read_csv
 
-    p = s.params
     api = {k: v for k, v in access.items() if k.startswith("/api")}
-    s.check("flower_api_refuses_without_credentials",
-            "with basic auth on, Flower's API answers 401 without credentials and 200 with them",
-            {k: [v["without_credentials"], v["with_credentials"]] for k, v in api.items()},
-            "[401, 200] for every endpoint",
-            all(v["without_credentials"] == 401 and v["with_credentials"] == 200
-                for v in api.values()))
+    ev.check("flower_api_refuses_without_credentials",
+             "with basic auth on, Flower's API answers 401 without credentials and 200 with them",
+             {k: [v["without_credentials"], v["with_credentials"]] for k, v in api.items()},
+             "[401, 200] for every endpoint",
+             all(v["without_credentials"] == 401 and v["with_credentials"] == 200
+                 for v in api.values()))
     metrics = access["/metrics"]
-    s.check("flower_metrics_are_served_without_credentials",
-            "Flower's Prometheus /metrics has no auth check: it answers without credentials and "
-            "names workers and tasks (protect it at the network)",
-            {"status_without_credentials": metrics["without_credentials"],
-             "metric_families": metrics["exposes_without"]},
-            "200 without credentials, flower_* metrics",
-            metrics["without_credentials"] == 200 and bool(metrics["exposes_without"]))
-    scrapes = read_csv(s.run_dir / "flower_scrapes.csv")
+    ev.check("flower_metrics_are_served_without_credentials",
+             "Flower's Prometheus /metrics has no auth check: it answers without credentials and "
+             "names workers and tasks (protect it at the network)",
+             {"status_without_credentials": metrics["without_credentials"],
+              "metric_families": metrics["exposes_without"]},
+             "200 without credentials, flower_* metrics",
+             metrics["without_credentials"] == 200 and bool(metrics["exposes_without"]))
+    scrapes = read_csv(ev.run_dir / "flower_scrapes.csv")
     succeeded = scrapes[-1]["succeeded"] - scrapes[0]["succeeded"]
     failed = scrapes[-1]["failed"] - scrapes[0]["failed"]
     expected_ok = burst["sent"] - burst["failures"]  # the ETA tasks succeed too
-    s.check("flower_counts_the_burst",
-            "Flower's metrics count every success and failure of the burst (from the events)",
-            {"succeeded": succeeded, "failed": failed, "workers_seen": access["workers_seen"]},
-            f"{expected_ok} succeeded, {burst['failures']} failed",
-            succeeded == expected_ok and failed == burst["failures"])
+    ev.check("flower_counts_the_burst",
+             "Flower's metrics count every success and failure of the burst (from the events)",
+             {"succeeded": succeeded, "failed": failed, "workers_seen": access["workers_seen"]},
+             f"{expected_ok} succeeded, {burst['failures']} failed",
+             succeeded == expected_ok and failed == burst["failures"])
     firing = [r for r in scrapes if r["queue_length"] > p.threshold]
     cleared = [r for r in scrapes if firing and r["t"] > firing[-1]["t"]
                and r["queue_length"] <= p.threshold]
-    s.measure(alert={"threshold": p.threshold, "fired_at": firing[0]["t"] if firing else None,
-                     "cleared_at": cleared[0]["t"] if cleared else None,
-                     "peak": max(r["queue_length"] for r in scrapes)})
-    s.check("backlog_alert_fires_and_clears",
-            f"an alert on Flower's queue length (> {p.threshold}) fires while the burst backs up "
-            "and clears when it drains",
-            {"peak_queue_length": max(r["queue_length"] for r in scrapes),
-             "fired": bool(firing), "cleared": bool(cleared)},
-            "fired, then cleared", bool(firing) and bool(cleared))
+    ev.measured(alert={"threshold": p.threshold, "fired_at": firing[0]["t"] if firing else None,
+                       "cleared_at": cleared[0]["t"] if cleared else None,
+                       "peak": max(r["queue_length"] for r in scrapes)})
+    ev.check("backlog_alert_fires_and_clears",
+             f"an alert on Flower's queue length (> {p.threshold}) fires while the burst backs up "
+             "and clears when it drains",
+             {"peak_queue_length": max(r["queue_length"] for r in scrapes),
+              "fired": bool(firing), "cleared": bool(cleared)},
+             "fired, then cleared", bool(firing) and bool(cleared))
 
 
 LAB = Lab(
     id="08_observability",
     title="Watching Celery: task states, the result backend, inspect and Flower, measured",
     measure=measure_lab,
+    figures=plots.FIGURES,
     params=PARAMS,
     settings=settings,
     validate=validate,
@@ -215,7 +212,7 @@ LAB = Lab(
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 08``.
-run = LAB.run
+run = partial(runner.run, LAB)
 
 if __name__ == "__main__":
-    sys.exit(LAB.main())
+    sys.exit(run_script(LAB))

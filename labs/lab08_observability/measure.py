@@ -56,7 +56,7 @@ def result_keys(session: LabSession, timeout: float) -> dict[str, Any]:
     quiet = fire_and_forget.apply_async()
     ok.get(timeout=timeout)
     bad.get(timeout=timeout, propagate=False)
-    session.events.wait_for_tasks({quiet.id}, "task-succeeded", timeout)
+    session.events.wait_for_tasks({quiet.id}, timeout=timeout)
     with session.broker.client() as r:
         def meta(task_id: str) -> dict[str, Any]:
             key = session.broker.key(f"celery-task-meta-{task_id}")

@@ -8,14 +8,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import draw_all, new_figure
+from labkit.plotting import new_figure
 from labkit.results import read_csv
 
 STATES = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
-
-
-def figures(run_dir: Path | str) -> dict[str, Figure]:
-    return draw_all(FIGURES, run_dir)
 
 
 def states_timeline(run_dir: Path) -> Figure:

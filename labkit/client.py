@@ -1,0 +1,30 @@
+"""The driver's Celery client: built from the very variables its workers get, and made the
+default app while it is in use, so ``@shared_task`` objects send through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery import Celery, _state
+
+from app.celery_app import create_app
+from labkit.run_settings import RunSettings, pinned
+
+
+@contextmanager
+def client_app(run: RunSettings) -> Iterator[Celery]:
+    """A client configured exactly as a process started with ``run``'s environment would be;
+    afterwards the previous default app (an outer client, or none) is restored."""
+    previous_default, previous_current = _state.default_app, _state._tls.current_app
+    env = run.env
+    with pinned(env):
+        app = create_app(env)
+        app.set_default()
+        app.set_current()
+        try:
+            yield app
+        finally:
+            app.close()
+            _state.set_default_app(previous_default)
+            _state._set_current_app(previous_current)
