@@ -172,8 +172,8 @@ def check_beat_down(ev: Evidence, down: dict[str, Any]) -> None:
              {"down_s": round(down["gap_s"], 2), "missed": down["missed"],
               "sent_while_down": down["sent_while_down"],
               "sent_in_first_interval_after_restart": down["sent_first_interval"]},
-             "0 while down, at most 1 right after restart",
-             down["sent_while_down"] == 0 and down["sent_first_interval"] <= 1
+             "0 while down; exactly 1 within half an interval of the first tick after restart",
+             down["sent_while_down"] == 0 and down["sent_first_interval"] == 1
              and down["missed"] >= 2)
 
 

@@ -87,20 +87,29 @@ def worker_away(session: LabSession, worker, away: float, timeout: float) -> dic
 
 def beat_down(session: LabSession, beat_name: str, beat, settings: dict, gap: float,
               interval: float, observe: float) -> tuple[dict[str, Any], Any]:
-    """Stop beat for ``gap`` seconds and start it again on the same schedule file."""
+    """Stop beat for ``gap`` seconds and start it again on the same schedule file.
+
+    Both windows are anchored on evidence, not on when the driver noticed something: "down"
+    runs from the moment beat's process had exited, and the restart burst is every tick within
+    half an interval of the first tick beat published after it came back (a catch-up would
+    send the missed ticks back to back; the next regular tick comes a whole interval later).
+    """
     stopped = time.time()
     beat.stop()
+    exited = time.time()
     time.sleep(gap)
     restarting = time.time()
     beat = session.start_beat(beat_name, settings=settings)
     ready = time.time()
     time.sleep(observe)
+    after = [e["timestamp"] for e in sent(session, "lab05.tick", restarting, time.time())]
+    burst = [t for t in after if t < after[0] + interval / 2] if after else []
     return {
-        "stopped": stopped, "restarting": restarting, "ready": ready, "gap_s": ready - stopped,
-        "missed": int((ready - stopped) / interval),
-        "sent_while_down": len(sent(session, "lab05.tick", stopped + 0.05, restarting)),
-        "sent_first_interval": len(sent(session, "lab05.tick", restarting,
-                                        ready + 0.9 * interval)),
+        "stopped": stopped, "exited": exited, "restarting": restarting, "ready": ready,
+        "gap_s": restarting - exited, "missed": int((restarting - exited) / interval),
+        "sent_while_down": len(sent(session, "lab05.tick", exited, restarting)),
+        "first_after_restart": after[0] if after else None,
+        "sent_first_interval": len(burst),
         "sent_after": [e["timestamp"] for e in sent(session, "lab05.tick", stopped, time.time())],
     }, beat
 
