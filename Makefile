@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test install lint notebook clean
+.PHONY: lab test unit install lint notebook clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ lab: $(STAMP)           ## every lab on a private embedded Redis, then results/R
 
 test: $(STAMP)          ## the kit, every lab's findings, the notebooks, the static compose check
 	$(BIN)/python -m pytest $(ARGS)
+
+unit: $(STAMP)          ## the fast tier: the kit's pure parts and every check's counter-examples (no Redis)
+	$(BIN)/python -m pytest tests/unit $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
