@@ -83,3 +83,15 @@ def cli_env(results: Path) -> dict[str, str]:
     env.pop("CELERY_LAB_BROKER", None)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
+
+
+def assert_held(result: dict[str, Any] | None, expected_ids: set[str]) -> None:
+    """The run made exactly these claims and each one held (named by id, so a finding that
+    went missing or appeared unannounced fails as loudly as one that did not hold)."""
+    from labkit.results import held
+
+    assert result is not None, "the run wrote no result.json"
+    ok, failed = held(result)
+    failing = {f["id"]: f["measured"] for f in result["findings"] if not f["holds"]}
+    assert not failed, failing
+    assert set(ok) == expected_ids, {"missing": expected_ids - set(ok), "unexpected": set(ok) - expected_ids}

@@ -6,7 +6,7 @@ import pytest
 
 from labkit.broker import start_embedded
 from labkit.processes import ProcessRegistry
-from tests.conftest import run_lab
+from tests.conftest import assert_held, run_lab
 
 EXPECTED_FINDINGS = {
     "apply_runs_in_the_caller", "one_message_per_submission", "countdown_is_held_by_the_worker",
@@ -29,9 +29,7 @@ def lab01(tmp_path_factory):
 def test_every_finding_holds_and_the_exit_code_says_so(lab01):
     proc, result = lab01
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    findings = {f["id"]: f for f in result["findings"]}
-    assert set(findings) == EXPECTED_FINDINGS
-    assert all(f["holds"] for f in findings.values()), [f for f in findings.values() if not f["holds"]]
+    assert_held(result, EXPECTED_FINDINGS)
 
 
 def test_result_records_versions_params_and_plots(lab01):
