@@ -13,11 +13,11 @@ from labkit.run_settings import RunSettings, pinned
 
 
 @contextmanager
-def client_app(run: RunSettings) -> Iterator[Celery]:
-    """A client configured exactly as a process started with ``run``'s environment would be;
+def client_app(run_settings: RunSettings) -> Iterator[Celery]:
+    """A client configured exactly as a process started with ``run_settings``' environment would be;
     afterwards the previous default app (an outer client, or none) is restored."""
     previous_default, previous_current = _state.default_app, _state._tls.current_app
-    env = run.env
+    env = run_settings.env
     with pinned(env):
         app = create_app(env)
         app.set_default()

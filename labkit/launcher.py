@@ -18,10 +18,10 @@ from labs import REPO_ROOT
 
 
 class Launcher:
-    def __init__(self, registry: ProcessRegistry, run: RunSettings, app: Celery, logs_dir: Path,
+    def __init__(self, registry: ProcessRegistry, run_settings: RunSettings, app: Celery, logs_dir: Path,
                  state_dir: Path, step: Callable[[str], None] = lambda message: None) -> None:
         self.registry = registry
-        self.run = run
+        self.run_settings = run_settings
         self.app = app
         self.logs_dir = logs_dir
         self.state_dir = state_dir
@@ -30,7 +30,7 @@ class Launcher:
 
     def _spawn(self, name: str, argv: list[str], log: str, settings: dict[str, Any] | None = None,
                env: dict[str, str] | None = None) -> ManagedProcess:
-        child_env = self.run.amended(settings).child_env()
+        child_env = self.run_settings.amended(settings).child_env()
         child_env.update(env or {})
         return self.registry.spawn(name, argv, env=child_env, log_path=self.logs_dir / log,
                                    cwd=REPO_ROOT)

@@ -66,7 +66,7 @@ class LabSession:
         self._broker_url = broker_url
         self._stack = ExitStack()
         self.broker: Broker | None = None
-        self.run: RunSettings | None = None
+        self.run_settings: RunSettings | None = None
         self.app: Celery | None = None
         self.events: EventRecorder | None = None
         self.launcher: Launcher | None = None
@@ -88,13 +88,13 @@ class LabSession:
         self._stack.callback(self._forget_external_keys)
         self._stack.callback(self.registry.reap_all)
         self.broker = open_broker(self.registry, self.tmp / "redis", self._broker_url, self.progress)
-        self.run = RunSettings.for_run(self.broker, self._lab_settings)
-        self.app = self._stack.enter_context(client_app(self.run))
+        self.run_settings = RunSettings.for_run(self.broker, self._lab_settings)
+        self.app = self._stack.enter_context(client_app(self.run_settings))
         self.events = EventRecorder(self.app)
         self._stack.callback(self.events.stop)
         ready = self.events.start()
         self.step(f"event recorder subscribed in {ready:.3f} s")
-        self.launcher = Launcher(self.registry, self.run, self.app, self.run_dir / "logs",
+        self.launcher = Launcher(self.registry, self.run_settings, self.app, self.run_dir / "logs",
                                  self.tmp, self.step)
 
     def _forget_external_keys(self) -> None:
@@ -108,13 +108,13 @@ class LabSession:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return self.run.settings
+        return self.run_settings.settings
 
     @contextmanager
     def client_app(self, settings: dict[str, Any]) -> Iterator[Celery]:
         """A second client configured as a process started with the run's settings amended by
         ``settings`` would be (environment included); the run's client again afterwards."""
-        with client_app(self.run.amended(settings)) as app:
+        with client_app(self.run_settings.amended(settings)) as app:
             yield app
 
     # -- processes (labkit.launcher) -------------------------------------------------------
