@@ -32,7 +32,7 @@ def matrix_bars(run_dir: Path) -> Figure:
 
 
 def redelivery_delay(run_dir: Path) -> Figure:
-    rows = read_csv(run_dir / "redelivery.csv")
+    rows = [r for r in read_csv(run_dir / "redelivery.csv") if r["after_delivery_s"] is not None]
     fig, (ax,) = new_figure(8, 4.5)
     vts = sorted({r["visibility_timeout"] for r in rows})
     ax.scatter([r["visibility_timeout"] for r in rows], [r["after_delivery_s"] for r in rows],

@@ -45,7 +45,10 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
         held = [i for i in snap["unacked_messages"].values() if i["id"] in ids]
         return {"unacked": len(held), "queued": snap["queues"][QUEUE],
                 "scores": {k: v for k, v in snap["unacked_index"].items()
-                           if snap["unacked_messages"].get(k, {}).get("id") in ids}}
+                           if snap["unacked_messages"].get(k, {}).get("id") in ids},
+                "score_by_id": {snap["unacked_messages"][k]["id"]: v
+                                for k, v in snap["unacked_index"].items()
+                                if snap["unacked_messages"].get(k, {}).get("id") in ids}}
 
     with Sampler(where, interval=0.05) as sampler:
         time.sleep(0.1)
@@ -69,6 +72,11 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
         "name": name, "visibility_timeout": visibility_timeout, "sweep": sweep,
         "fault": fault, "fresh_ready": fresh_ready,
         "delivered": {i: run["t"] for i, run in delivered.items()},
+        # the unacked_index score of each message the killed worker held: the moment kombu
+        # counts its visibility timeout from (a fresh worker's deliveries score after the fault)
+        "scored": {i: min((row["value"]["score_by_id"][i] for row in sampler.rows
+                           if row["value"]["score_by_id"].get(i, fault) < fault), default=None)
+                   for i in ids},
         "again": [{"id": r["id"], "t": r["t"], "redelivered": r["redelivered"],
                    "hostname": r["hostname"]} for r in again],
         "starts": {i: starts.get(i, 0) for i in ids},
