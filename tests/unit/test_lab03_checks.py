@@ -1,0 +1,372 @@
+"""Lab 03's check functions fed healthy data and, one property at a time, the data a Celery that
+behaved otherwise would produce. No Redis, no worker: the data is shaped like measure.py's."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.evidence import Evidence
+from labkit.params import Params, resolve
+from labs.lab03_bind_context import driver
+
+Row = dict[str, Any]
+
+W1, W2 = "w1@celery-lab", "w2@celery-lab"
+QUEUE_OF = {W1: driver.QUEUES[0], W2: driver.QUEUES[1]}
+POOL = {W1: (5493, 5495), W2: (5492, 5494)}  # the pids of each worker's two pool processes
+CLIENT = "gen4156@vm"  # the driver's process: request.origin of what the client sends
+T0 = 1_795_300_302.0125
+
+
+def tid(n: int) -> str:
+    """A deterministic id shaped like the uuid4 Celery gives."""
+    return str(uuid.UUID(int=n, version=4))
+
+
+def params(**overrides: Any) -> Params:
+    return resolve(driver.PARAMS, overrides, quick=False)
+
+
+@pytest.fixture
+def ev(tmp_path: Path) -> Evidence:
+    return Evidence(tmp_path)
+
+
+def assert_only_fails(ev: Evidence, finding_id: str) -> None:
+    """The named finding does not hold; every other finding of the same call still does."""
+    assert not ev.finding(finding_id).holds
+    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
+
+
+# --- request contexts -------------------------------------------------------------------------
+
+def context(task_id: str, label: str, shape: str, worker: str, pid: int, t: float, *,
+            task: str = "lab03.whoami", retries: int = 0, root_id: str | None = None,
+            parent_id: str | None = None, group: str | None = None, origin: str = CLIENT,
+            args: tuple = ()) -> Row:
+    """A row of contexts.json: record_attempt's request context, the label, plus the shape and
+    the hostname of the task-succeeded event the driver adds."""
+    tag = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{task_id}/{retries}"))  # one per delivery
+    return {"id": task_id, "task": task, "retries": retries, "delivery_tag": tag,
+            "redelivered": False, "exchange": "", "routing_key": QUEUE_OF[worker], "priority": 0,
+            "eta": None, "hostname": worker, "args": list(args), "kwargs": {"label": label},
+            "argsrepr": repr(args), "kwargsrepr": repr({"label": label}),
+            "root_id": root_id or task_id, "parent_id": parent_id, "group": group, "origin": origin,
+            "pid": pid, "host": "vm", "t": t, "label": label, "shape": shape, "event_hostname": worker}
+
+
+def call_shapes(p: Params) -> tuple[Row, list[Row]]:
+    """measure.call_shapes then measure.contexts on a healthy run: a plain call on w1, a retried
+    call on w2 (same id, retries counting up), a chain alternating w1/w2 in which each link is
+    published by the pool process that ran its parent, and a group alternating w1/w2."""
+    ids: Row = {"plain": tid(1), "retried": tid(2), "chain": [tid(10 + i) for i in range(p.chain_length)],
+                "group": tid(3), "group_members": [tid(30 + i) for i in range(p.group_size)]}
+    workers = (W1, W2)
+    rows = [context(ids["plain"], "plain", "plain", W1, POOL[W1][1], T0)]
+    rows += [context(ids["retried"], "retried", "retried", W2, POOL[W2][1],
+                     T0 + 0.01 + k * (p.countdown + 0.003), task="lab03.retrying", retries=k,
+                     parent_id=ids["retried"] if k else None, args=(p.fail_times, p.countdown))
+             for k in range(p.fail_times + 1)]
+    origin = CLIENT
+    for i, link in enumerate(ids["chain"]):
+        worker = workers[i % 2]
+        pid = POOL[worker][i // 2 % 2]
+        rows.append(context(link, f"chain-{i}", "chain", worker, pid, T0 + 0.015 + 0.014 * i,
+                            root_id=ids["chain"][0], parent_id=ids["chain"][i - 1] if i else None,
+                            origin=origin, args=(f"chain-{i - 1}",) if i else ()))
+        origin = f"gen{pid}@vm"
+    for i, member in enumerate(ids["group_members"]):
+        worker = workers[i % 2]
+        rows.append(context(member, f"group-{i}", "group", worker, POOL[worker][i // 2 % 2],
+                            T0 + 0.022 + 0.003 * i, group=ids["group"]))
+    return ids, rows
+
+
+def rows_of(rows: list[Row], task_id: str) -> list[Row]:
+    return [r for r in rows if r["id"] == task_id]
+
+
+CONTEXT_IDS = ["chain_members_share_the_root_id", "parent_ids_link_the_chain",
+               "group_members_share_the_group_id", "retries_count_up_with_the_same_id",
+               "hostname_is_the_worker_that_ran_it", "routing_key_matches_the_queue",
+               "chain_links_are_sent_by_the_parents_pool_process"]
+
+
+def test_healthy_request_contexts_hold_every_finding(ev: Evidence) -> None:
+    p = params()
+    ids, rows = call_shapes(p)
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert [f.id for f in ev.findings] == CONTEXT_IDS
+    assert all(f.holds for f in ev.findings)
+    assert ev.finding("hostname_is_the_worker_that_ran_it").measured["tasks"] == 1 + 3 + 4 + 4
+
+
+def test_a_chain_member_rooted_at_its_parent_is_caught(ev: Evidence) -> None:
+    """root_id must be the first task's id, not the previous link's."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["chain"][2])[0]["root_id"] = ids["chain"][1]
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "chain_members_share_the_root_id")
+
+
+def test_chain_parents_all_pointing_at_the_first_task_are_caught(ev: Evidence) -> None:
+    """parent_id set to the root for every link: the chain's order is lost."""
+    p = params()
+    ids, rows = call_shapes(p)
+    for link in ids["chain"][2:]:
+        rows_of(rows, link)[0]["parent_id"] = ids["chain"][0]
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "parent_ids_link_the_chain")
+
+
+def test_a_first_chain_member_with_a_parent_is_caught(ev: Evidence) -> None:
+    """The first link was sent by the client; nothing came before it."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["chain"][0])[0]["parent_id"] = ids["plain"]
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "parent_ids_link_the_chain")
+
+
+def test_a_group_member_without_the_group_id_is_caught(ev: Evidence) -> None:
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["group_members"][2])[0]["group"] = None
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "group_members_share_the_group_id")
+
+
+def test_a_retry_message_delivered_twice_is_caught(ev: Evidence) -> None:
+    """The retries=1 message redelivered (same tag, flagged redelivered) runs a second time:
+    retries read 0, 1, 1, 2, not 0, 1, 2."""
+    p = params()
+    ids, rows = call_shapes(p)
+    second = rows_of(rows, ids["retried"])[1]
+    again = dict(second, redelivered=True, t=second["t"] + 0.001)
+    rows.insert(rows.index(second) + 1, again)
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "retries_count_up_with_the_same_id")
+
+
+def test_a_retry_that_did_not_count_up_is_caught(ev: Evidence) -> None:
+    """A retry sent without incrementing request.retries."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["retried"])[1]["retries"] = 0
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "retries_count_up_with_the_same_id")
+
+
+def test_a_success_event_from_another_worker_than_request_hostname_is_caught(ev: Evidence) -> None:
+    """request.hostname says w1 while the task-succeeded event came from w2."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["plain"])[0]["event_hostname"] = W2
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "hostname_is_the_worker_that_ran_it")
+
+
+def test_tasks_all_run_by_one_worker_are_caught(ev: Evidence) -> None:
+    """Both queues served by w1: nothing shows the hostname tells two workers apart."""
+    p = params()
+    ids, rows = call_shapes(p)
+    for row in rows:
+        row.update(hostname=W1, event_hostname=W1, routing_key=QUEUE_OF[W1])
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "hostname_is_the_worker_that_ran_it")
+
+
+@pytest.mark.xfail(strict=True, reason="cannot fail: rows whose request.hostname names no worker of "
+                   "the run are filtered out (routed = hostname in queue_of) before hostnames are "
+                   "compared")
+def test_a_request_hostname_naming_no_worker_of_the_run_is_caught(ev: Evidence) -> None:
+    """A Celery reporting the default node name instead of the worker's -n name for one task,
+    while its task-succeeded event came from w1."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["plain"])[0]["hostname"] = "celery@vm"
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert not ev.finding("hostname_is_the_worker_that_ran_it").holds
+
+
+def test_a_routing_key_other_than_the_queue_is_caught(ev: Evidence) -> None:
+    """A queue bound under another routing key: delivery_info carries the key, not the queue."""
+    p = params()
+    ids, rows = call_shapes(p)
+    rows_of(rows, ids["group_members"][1])[0]["routing_key"] = "lab03.b.key"
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "routing_key_matches_the_queue")
+
+
+def test_chain_links_published_by_the_client_are_caught(ev: Evidence) -> None:
+    """A chain sent whole by the client up front: every link's origin is the driver's process."""
+    p = params()
+    ids, rows = call_shapes(p)
+    for link in ids["chain"]:
+        rows_of(rows, link)[0]["origin"] = CLIENT
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "chain_links_are_sent_by_the_parents_pool_process")
+
+
+def test_a_chain_link_published_by_another_pool_process_is_caught(ev: Evidence) -> None:
+    p = params()
+    ids, rows = call_shapes(p)
+    parent = rows_of(rows, ids["chain"][1])[0]
+    sibling = next(pid for pid in POOL[parent["hostname"]] if pid != parent["pid"])
+    rows_of(rows, ids["chain"][2])[0]["origin"] = f"gen{sibling}@vm"
+    driver.check_contexts(ev, p, ids, rows, QUEUE_OF)
+    assert_only_fails(ev, "chain_links_are_sent_by_the_parents_pool_process")
+
+
+# --- progress, with and without a result backend ----------------------------------------------
+
+def progress(p: Params, start: float = T0 + 0.45) -> Row:
+    """measure.progress_polling: update k of steps at start + k * step_s, polled every poll_s;
+    the client sees PENDING, then the PROGRESS updates its polls land on, then SUCCESS."""
+    done_at = start + p.steps * p.step_s
+    updates = [{"t": start + k * p.step_s, "done": k} for k in range(1, p.steps)]
+    polls, t = [], start - 0.01
+    while True:
+        seen = [u["done"] for u in updates if u["t"] <= t]
+        if t >= done_at:
+            polls.append({"t": t, "state": "SUCCESS", "done": p.steps})
+            break
+        polls.append({"t": t, "state": "PROGRESS" if seen else "PENDING",
+                      "done": seen[-1] if seen else None})
+        t += p.poll_s
+    return {"id": tid(50), "polls": polls, "updates": updates}
+
+
+def bare(p: Params, start: float = T0 + 3) -> Row:
+    """measure.without_backend: the worker stores nothing, so every poll reads PENDING although
+    the task-succeeded event came; a client without a backend cannot even ask."""
+    polls = [{"t": start + j * p.poll_s, "state": "PENDING"}
+             for j in range(int(p.steps * p.step_s / p.poll_s) + 2)]
+    return {"id": tid(51), "polls": polls, "task_succeeded_event": True,
+            "client_without_backend": "AttributeError: 'DisabledBackend' object has no attribute "
+                                      "'_get_task_meta_for'"}
+
+
+PROGRESS_IDS = ["progress_is_visible_through_the_backend", "without_a_backend_the_client_sees_pending"]
+
+
+def progress_polls(prog: Row) -> list[Row]:
+    return [poll for poll in prog["polls"] if poll["state"] == "PROGRESS"]
+
+
+def test_healthy_progress_polling_holds_every_finding(ev: Evidence) -> None:
+    p = params()
+    driver.check_progress(ev, p, progress(p), bare(p))
+    assert [f.id for f in ev.findings] == PROGRESS_IDS
+    assert all(f.holds for f in ev.findings)
+    seen = ev.measurements["progress"]["progress_values_seen"]
+    assert 1 <= len(set(seen)) < p.steps - 1  # the polls miss some updates
+
+
+def test_progress_that_never_reached_the_backend_is_caught(ev: Evidence) -> None:
+    """update_state stored nowhere: the client sees PENDING until SUCCESS."""
+    p = params()
+    prog = progress(p)
+    for poll in progress_polls(prog):
+        poll.update(state="PENDING", done=None)
+    driver.check_progress(ev, p, prog, bare(p))
+    assert_only_fails(ev, "progress_is_visible_through_the_backend")
+
+
+def test_progress_that_went_backwards_is_caught(ev: Evidence) -> None:
+    """A task redelivered mid-way starts counting again from 1."""
+    p = params()
+    prog = progress(p)
+    polls = progress_polls(prog)
+    polls[-1]["done"] = 1
+    driver.check_progress(ev, p, prog, bare(p))
+    assert_only_fails(ev, "progress_is_visible_through_the_backend")
+
+
+def test_a_progress_task_that_ended_in_failure_is_caught(ev: Evidence) -> None:
+    p = params()
+    prog = progress(p)
+    prog["polls"][-1].update(state="FAILURE", done=None)
+    driver.check_progress(ev, p, prog, bare(p))
+    assert_only_fails(ev, "progress_is_visible_through_the_backend")
+
+
+def test_a_worker_that_still_had_a_result_backend_is_caught(ev: Evidence) -> None:
+    """A 'no backend' worker that inherited the run's backend from the environment: the client
+    sees its progress and its result."""
+    p = params()
+    b = bare(p)
+    for poll in b["polls"][1:-1]:
+        poll["state"] = "PROGRESS"
+    b["polls"][-1]["state"] = "SUCCESS"
+    driver.check_progress(ev, p, progress(p), b)
+    assert_only_fails(ev, "without_a_backend_the_client_sees_pending")
+
+
+def test_a_task_that_never_ran_is_not_taken_for_pending(ev: Evidence) -> None:
+    """PENDING proves nothing if the task never ran (no task-succeeded event)."""
+    p = params()
+    b = bare(p)
+    b["task_succeeded_event"] = False
+    driver.check_progress(ev, p, progress(p), b)
+    assert_only_fails(ev, "without_a_backend_the_client_sees_pending")
+
+
+# --- a secret argument ------------------------------------------------------------------------
+
+SECRET = "hunter2-lab03"
+
+
+def secrets() -> Row:
+    """measure.secrets on a healthy run: the plain call's task-sent and task-received events
+    carry the password; with kwargsrepr they show '***'; the parked message's body still has it."""
+    return {"plain_events_with_secret": 2, "hidden_events_with_secret": 0, "hidden_events": 2,
+            "hidden_received_args": "{'password': '***'}", "message_body_has_secret": True,
+            "message_headers_have_secret": False,
+            "ids": {"plain": tid(60), "hidden": tid(61), "parked": tid(62)}}
+
+
+SECRET_IDS = ["argsrepr_keeps_the_secret_out_of_events", "argsrepr_is_not_encryption"]
+
+
+def test_a_secret_hidden_behind_kwargsrepr_holds_every_finding(ev: Evidence) -> None:
+    driver.check_secret(ev, secrets())
+    assert [f.id for f in ev.findings] == SECRET_IDS
+    assert all(f.holds for f in ev.findings)
+
+
+def test_a_secret_in_the_hidden_calls_received_event_is_caught(ev: Evidence) -> None:
+    """A Celery whose task-received event shows the real kwargs despite kwargsrepr."""
+    s = secrets()
+    s.update(hidden_events_with_secret=1, hidden_received_args=repr({"password": SECRET}))
+    driver.check_secret(ev, s)
+    assert_only_fails(ev, "argsrepr_keeps_the_secret_out_of_events")
+
+
+def test_events_that_never_carry_arguments_are_caught(ev: Evidence) -> None:
+    """If even the plain call's events hold no secret, the contrast shows nothing."""
+    s = secrets()
+    s["plain_events_with_secret"] = 0
+    driver.check_secret(ev, s)
+    assert_only_fails(ev, "argsrepr_keeps_the_secret_out_of_events")
+
+
+def test_a_secret_in_the_message_headers_is_caught(ev: Evidence) -> None:
+    """kwargsrepr ignored when building headers: the headers repeat the password."""
+    s = secrets()
+    s["message_headers_have_secret"] = True
+    driver.check_secret(ev, s)
+    assert_only_fails(ev, "argsrepr_is_not_encryption")
+
+
+def test_an_encrypted_message_body_is_caught(ev: Evidence) -> None:
+    """An encrypting serializer: the body on the broker no longer shows the secret."""
+    s = secrets()
+    s["message_body_has_secret"] = False
+    driver.check_secret(ev, s)
+    assert_only_fails(ev, "argsrepr_is_not_encryption")
