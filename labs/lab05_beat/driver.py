@@ -86,13 +86,7 @@ def measure_lab(s: LabSession) -> None:
     if p.crontab_fire:
         fired = wait_for_minute(s, started, p.timeout)
         s.measured(crontab_fired=fired)
-        s.check("crontab_fires_at_the_minute",
-                "a '* * * * *' entry is published at each minute boundary the run spans, within "
-                "beat's 1 s max loop interval",
-                fired, "every boundary crossed fired once, within [0, 1.5) s after it",
-                bool(fired["boundaries"]) and fired["sent_after_boundary_s"]
-                and len(fired["sent_after_boundary_s"]) == len(fired["boundaries"])
-                and all(0 <= d < 1.5 for d in fired["sent_after_boundary_s"]))
+        check_crontab_fired(s.evidence, fired)
     beat.stop()
 
 
@@ -114,6 +108,16 @@ def wait_for_minute(s: LabSession, started: float, timeout: float) -> dict[str, 
             "sent_after_boundary_s": [round(e["timestamp"] - max(b for b in marks
                                                                  if b <= e["timestamp"]), 3)
                                       for e in fired]}
+
+
+def check_crontab_fired(ev: Evidence, fired: dict[str, Any]) -> None:
+    ev.check("crontab_fires_at_the_minute",
+             "a '* * * * *' entry is published at each minute boundary the run spans, within "
+             "beat's 1 s max loop interval",
+             fired, "every boundary crossed fired once, within [0, 1.5) s after it",
+             bool(fired["boundaries"]) and bool(fired["sent_after_boundary_s"])
+             and len(fired["sent_after_boundary_s"]) == len(fired["boundaries"])
+             and all(0 <= d < 1.5 for d in fired["sent_after_boundary_s"]))
 
 
 def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]]) -> None:

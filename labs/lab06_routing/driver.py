@@ -85,11 +85,7 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"unroutable: routing key {p.unroutable_key!r}")
     lost = measure.unroutable(s, p.unroutable_key, p.per_level)
     s.measured(unroutable=lost)
-    s.check("unroutable_messages_vanish_silently",
-            "a message whose routing key no binding matches is dropped: it arrives nowhere, and "
-            "the client gets no error",
-            lost, f"{p.per_level} published, 0 arrived, no client error",
-            lost["arrived_anywhere"] == 0 and not lost["client_errors"])
+    check_unroutable(s.evidence, p, lost)
 
     s.step("fanout: a broadcast queue, a shared queue, a worker that joins late")
     fan = measure.fanout(s, p.broadcasts, p.shared, p.timeout)
@@ -176,6 +172,14 @@ def check_overrides(ev: Evidence, overrides: list[dict]) -> None:
              route["landed_in"] == ["routed_q"] and queue["landed_in"] == ["explicit_q"]
              and explicit["landed_in"] == ["error_logs"] and explicit["exchange"] == "logs"
              and explicit["routing_key"] == "error")
+
+
+def check_unroutable(ev: Evidence, p: Params, lost: dict[str, Any]) -> None:
+    ev.check("unroutable_messages_vanish_silently",
+             "a message whose routing key no binding matches is dropped: it arrives nowhere, and "
+             "the client gets no error",
+             lost, f"{p.per_level} published, 0 arrived, no client error",
+             lost["arrived_anywhere"] == 0 and not lost["client_errors"])
 
 
 def check_fanout(ev: Evidence, fan: dict) -> None:

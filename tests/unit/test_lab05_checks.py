@@ -360,3 +360,32 @@ def test_zones_with_one_offset_on_the_run_date_cannot_show_the_timezone_matters(
     driver.check_crontab(ev, dues(zones=["UTC", "Europe/London"]))
     finding = ev.finding(CRONTAB)
     assert not finding.holds and finding.measured["mismatches"] == 0
+
+
+# --- crontab fires at the minute (full runs only) ---------------------------------------------
+
+def fired(sent_after: list[float], boundaries: int = 1) -> dict[str, Any]:
+    """wait_for_minute's result: the boundaries the run crossed and each send's delay after one."""
+    marks = [datetime(2026, 11, 21, 22, 31 + k, tzinfo=UTC).isoformat() for k in range(boundaries)]
+    return {"boundaries": marks, "sent_after_boundary_s": sent_after}
+
+
+def test_a_minute_entry_sent_just_after_the_boundary_holds(ev: Evidence) -> None:
+    driver.check_crontab_fired(ev, fired([0.41]))
+    assert ev.finding("crontab_fires_at_the_minute").holds
+
+
+def test_a_minute_entry_sent_two_seconds_late_is_caught(ev: Evidence) -> None:
+    """A beat sleeping past its max loop interval sends the due entry seconds late."""
+    driver.check_crontab_fired(ev, fired([2.2]))
+    assert not ev.finding("crontab_fires_at_the_minute").holds
+
+
+def test_a_minute_entry_sent_twice_for_one_boundary_is_caught(ev: Evidence) -> None:
+    driver.check_crontab_fired(ev, fired([0.4, 0.41]))
+    assert not ev.finding("crontab_fires_at_the_minute").holds
+
+
+def test_a_boundary_with_no_send_is_caught(ev: Evidence) -> None:
+    driver.check_crontab_fired(ev, fired([], boundaries=1))
+    assert not ev.finding("crontab_fires_at_the_minute").holds

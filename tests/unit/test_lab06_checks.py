@@ -267,3 +267,28 @@ def test_a_shared_message_that_no_worker_ran_fails(ev: Evidence) -> None:
     """One of the 10 lost: 9 ran once, the counts add up to 9."""
     driver.check_fanout(ev, fanout(w2=worker(4, 1, 4), runs_per_id=[1] * 9))
     assert_only_fails(ev, SHARED)
+
+
+# --- unroutable messages ------------------------------------------------------------------------
+
+def unroutable(arrived: int = 0, errors: list[str] | None = None, published: int = 5) -> Row:
+    """measure.unroutable: messages published with a key no binding matches."""
+    return {"routing_key": "fatal", "published": published, "arrived_anywhere": arrived,
+            "client_errors": errors or []}
+
+
+def test_an_unroutable_message_arriving_nowhere_without_an_error_holds(ev: Evidence, p: Params) -> None:
+    driver.check_unroutable(ev, p, unroutable())
+    assert ev.finding("unroutable_messages_vanish_silently").holds
+
+
+def test_unroutable_messages_delivered_to_a_default_queue_are_caught(ev: Evidence, p: Params) -> None:
+    """A transport that fell back to a default queue (an alternate exchange) delivers them."""
+    driver.check_unroutable(ev, p, unroutable(arrived=5))
+    assert not ev.finding("unroutable_messages_vanish_silently").holds
+
+
+def test_a_client_told_its_message_was_unroutable_is_caught(ev: Evidence, p: Params) -> None:
+    """AMQP's mandatory flag returns the message: the client hears of it."""
+    driver.check_unroutable(ev, p, unroutable(errors=["MessageNacked: unroutable"]))
+    assert not ev.finding("unroutable_messages_vanish_silently").holds
