@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "doctor", "redis"):
         os.environ.setdefault("MPLBACKEND", "Agg")
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        # a shell starts background jobs with SIGINT ignored, and Python keeps it so: a run
+        # must still stop (and reap what it started) when someone sends it Ctrl-C's signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return COMMANDS[args.command](args)
     except SetupError as exc:
