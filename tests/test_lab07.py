@@ -11,12 +11,14 @@ PARAMS = ["pools=prefork,threads,gevent,solo", "process_concurrency=1,2", "green
           "long_s=0.8", "shorts=10"]
 
 FINDINGS = {
+    "a_prefork_slot_costs_a_process_of_memory",
     "concurrency_one_runs_one_task_at_a_time",
     "green_pools_win_on_io",
     "nobody_beats_the_ideal",
     "prefetch_holds_short_tasks_behind_a_long_one",
     "prefork_enforces_soft_and_hard_time_limits",
     "threads_do_not_scale_cpu_work",
+    "which_pools_enforce_time_limits",
 }
 
 

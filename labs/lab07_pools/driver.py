@@ -65,11 +65,17 @@ def measure_lab(s: LabSession) -> None:
     plan = configs(p)
     s.step(f"sweep: {len(plan)} worker configurations x io/cpu/mixed; {p.cpu_ms} ms of CPU = "
            f"{iterations} iterations; {cores} cores")
-    rows = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cores=cores,
-                         per_slot=p.per_slot, timeout=p.timeout)
+    rows = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cpu_s=p.cpu_ms / 1000,
+                         cores=cores, per_slot=p.per_slot, timeout=p.timeout)
     s.measured(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
+    control = next((r.pop("control") for r in rows if "control" in r), None)
     s.write_csv("sweep.csv", rows)
-    check_sweep(s.evidence, rows, cores)
+    if control:
+        s.step(f"control: {control['processes']} plain processes ran the CPU work "
+               f"{control['speedup']:.2f}x faster than one, right after prefork's batch")
+    s.measured(parallel_control=control)
+    check_sweep(s.evidence, rows, cores, control["speedup"] if control else 1.0)
+    check_memory(s.evidence, rows)
 
     s.step(f"time limits (soft {p.soft_limit} s, hard {p.hard_limit} s) on every pool")
     limits = measure.time_limits(s, p.pools, p.soft_limit, p.hard_limit,
@@ -96,7 +102,7 @@ def _at(rows: list[dict], pool: str, workload: str, concurrency: int) -> dict | 
                  and r["concurrency"] == concurrency), None)
 
 
-def check_sweep(ev: Evidence, rows: list[dict], cores: int) -> None:
+def check_sweep(ev: Evidence, rows: list[dict], cores: int, machine_speedup: float) -> None:
     over = [r for r in rows if r["ratio"] > 1.1]
     ev.check("nobody_beats_the_ideal",
              "no pool exceeds its ideal throughput: IO concurrency / latency, CPU "
@@ -126,13 +132,48 @@ def check_sweep(ev: Evidence, rows: list[dict], cores: int) -> None:
     if t1 and p1 and tmax and pmax and pmax["concurrency"] > 1:
         threads_gain = tmax["throughput"] / t1["throughput"]
         prefork_gain = pmax["throughput"] / p1["throughput"]
+        # prefork can gain only the parallelism the machine offers right now (the control: plain
+        # processes on the same work); below 1.3x a busy machine cannot show it either way
+        decidable = machine_speedup >= 1.3
         ev.check("threads_do_not_scale_cpu_work",
                  "on CPU-bound pure-Python work threads gain nothing from concurrency (the GIL); "
-                 f"prefork gains from its processes, up to the {cores} cores",
+                 "prefork gains from its processes, as far as the machine's free cores allow",
                  {"threads_best_over_1": round(threads_gain, 2),
-                  f"prefork_{pmax['concurrency']}_over_1": round(prefork_gain, 2)},
-                 "threads gain < 1.3; prefork gains > 1.15 and more than threads by 0.15",
-                 threads_gain < 1.3 and prefork_gain > 1.15 and prefork_gain > threads_gain + 0.15)
+                  f"prefork_{pmax['concurrency']}_over_1": round(prefork_gain, 2),
+                  "plain_processes_speedup": round(machine_speedup, 2)},
+                 ("threads gain < 1.3; prefork gains more than threads by 0.1" if decidable else
+                  f"threads gain < 1.3 (the machine gave plain processes only {machine_speedup:.2f}x: "
+                  "the prefork half cannot be decided on it now)"),
+                 threads_gain < 1.3 and (not decidable or prefork_gain > threads_gain + 0.1))
+
+
+SHARED = ("threads", "gevent", "eventlet")
+
+
+def check_memory(ev: Evidence, rows: list[dict]) -> None:
+    """Resident memory per extra slot: a prefork slot is a process, the others share one."""
+    def per_slot(pool: str) -> float | None:
+        rss = {r["concurrency"]: r["rss_mb"] for r in rows if r["pool"] == pool}
+        if len(rss) < 2:
+            return None
+        low, high = min(rss), max(rss)
+        return (rss[high] - rss[low]) / (high - low)
+
+    prefork = per_slot("prefork")
+    shared = {pool: per_slot(pool) for pool in SHARED if per_slot(pool) is not None}
+    if prefork is None or not shared:
+        ev.measured(memory_per_slot_mb="not measured: needs prefork and a shared pool at two "
+                                       "concurrencies each")
+        return
+    ev.measured(memory_per_slot_mb={"prefork": round(prefork, 1),
+                                    **{k: round(v, 2) for k, v in shared.items()}})
+    ev.check("a_prefork_slot_costs_a_process_of_memory",
+             "each prefork slot is a child process with its own resident memory; a thread or "
+             "greenlet slot shares the one process and adds next to nothing",
+             {"prefork_mb_per_slot": round(prefork, 1),
+              **{f"{k}_mb_per_slot": round(v, 2) for k, v in shared.items()}},
+             "prefork per slot > 10 x every shared pool's (and > 5 MB)",
+             prefork > 10 * max(max(shared.values()), 0.5))
 
 
 def check_limits(ev: Evidence, p: Params, limits: list[dict]) -> None:
@@ -142,20 +183,44 @@ def check_limits(ev: Evidence, p: Params, limits: list[dict]) -> None:
         ev.check("prefork_enforces_soft_and_hard_time_limits",
                  "prefork delivers SoftTimeLimitExceeded inside the task at the soft limit and "
                  "kills it at the hard limit (TimeLimitExceeded)",
-                 pre, f"soft reached the task; FAILURE with TimeLimitExceeded near {p.hard_limit} s",
-                 pre["soft_limit_reached_task"] and pre["state"] == "FAILURE"
+                 pre, f"soft reached the task in [0.75 x {p.soft_limit}, {p.hard_limit}) s; FAILURE with "
+                      f"TimeLimitExceeded, ended in [{p.hard_limit}, {p.hard_limit + 1}) s after the send",
+                 pre["soft_limit_reached_task"] and pre["soft_after_s"] is not None
+                 and 0.75 * p.soft_limit <= pre["soft_after_s"] < p.hard_limit
+                 and pre["state"] == "FAILURE"
                  and "TimeLimitExceeded" in (pre["exception"] or "")
                  and pre["ended_after_s"] is not None
-                 and pre["ended_after_s"] < p.hard_limit + 1.0)
-    unenforced = [r["pool"] for r in limits if r["ran_to_the_end"]]
-    ev.measured(time_limits_not_enforced=unenforced)
+                 and p.hard_limit - 0.02 <= pre["ended_after_s"] < p.hard_limit + 1.0)
+    enforced = {r["pool"]: enforcement(r) for r in limits}
+    ev.measured(time_limits_not_enforced=[pool for pool, how in enforced.items() if how == "none"])
+    expected = {pool: ENFORCES[pool] for pool in enforced}
+    ev.check("which_pools_enforce_time_limits",
+             "only prefork enforces both limits; gevent enforces the hard limit (a gevent.Timeout "
+             "around the task) but never delivers the soft one; threads, eventlet and solo let the "
+             "task run past both",
+             enforced, str(expected), enforced == expected)
+
+
+# What each pool does to a task past task_soft_time_limit and task_time_limit.
+ENFORCES = {"prefork": "soft+hard", "gevent": "hard", "threads": "none", "eventlet": "none",
+            "solo": "none"}
+
+
+def enforcement(row: dict) -> str:
+    """Which limits the task met: 'soft+hard', 'hard', 'soft' or 'none', from its own records
+    (SoftTimeLimitExceeded caught) and its end state (TimeLimitExceeded)."""
+    hard = row["state"] == "FAILURE" and "TimeLimitExceeded" in (row["exception"] or "")
+    soft = bool(row["soft_limit_reached_task"])
+    return {(True, True): "soft+hard", (False, True): "hard", (True, False): "soft",
+            (False, False): "none"}[(soft, hard)]
 
 
 def check_hol(ev: Evidence, hol: list[dict]) -> None:
     eager, fair = hol
     ev.check("prefetch_holds_short_tasks_behind_a_long_one",
-             "with prefetch multiplier 4 a busy worker holds short tasks behind its long one while "
-             "another worker is free; multiplier 1 with acks_late leaves them to the free worker",
+             "with prefetch multiplier 4 a busy worker takes short tasks while its long one runs "
+             "and starts them only after it ends, though another worker is free; multiplier 1 "
+             "with acks_late leaves them to the free worker",
              {"stuck_with_multiplier_4": eager["stuck_behind_the_long_one"],
               "stuck_with_multiplier_1_acks_late": fair["stuck_behind_the_long_one"]},
              ">= 1 stuck with 4, 0 with 1 + acks_late",

@@ -3,6 +3,8 @@ limits per pool, and head-of-line blocking from prefetch."""
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import time
 from typing import Any
 
@@ -42,16 +44,38 @@ def batch(session: LabSession, signature, n: int, timeout: float) -> dict[str, A
                 f"latency_{k}": v for k, v in summary(latencies).items() if k in ("p50", "p99")}}
 
 
+def parallel_speedup(iterations: int, processes: int, cpu_s: float) -> dict[str, Any]:
+    """The control for the CPU claims: how much faster ``processes`` plain processes (no Celery)
+    run the same pure-Python work than one does, on this machine, now. A busy laptop offers
+    less than its core count; prefork can gain only what the machine gives."""
+    tasks = max(4 * processes, math.ceil(0.5 * processes / cpu_s))
+    ctx = multiprocessing.get_context("spawn")
+    elapsed = {}
+    for n in (1, processes):
+        with ctx.Pool(n) as pool:
+            pool.map(spin, [1] * n)  # every process started and imported
+            started = time.perf_counter()
+            pool.map(spin, [iterations] * tasks, chunksize=1)
+            elapsed[n] = time.perf_counter() - started
+    return {"processes": processes, "tasks": tasks, "serial_s": elapsed[1],
+            "parallel_s": elapsed[processes], "speedup": elapsed[1] / elapsed[processes]}
+
+
 def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float,
-          iterations: int, cores: int, per_slot: int, timeout: float) -> list[dict[str, Any]]:
+          iterations: int, cpu_s: float, cores: int, per_slot: int,
+          timeout: float) -> list[dict[str, Any]]:
     rows = []
+    control_at = min(cores, max((c for pool, c in configs if pool == "prefork"), default=1))
     for pool, concurrency in configs:
         worker = session.start_worker(f"{pool}{concurrency}", pool=pool, concurrency=concurrency,
                                       queues=[QUEUE])
         batch(session, io.s(0.0), 2, timeout)  # warm up: connections, green hub, pool children
         rss = worker.rss_bytes()
         n_io = max(8, per_slot * concurrency)
-        n_cpu = max(24, 4 * per_slot * min(concurrency, cores))  # CPU timings want a longer batch
+        # CPU timings want a batch long against the fixed costs (publishing, the first delivery):
+        # about a second of ideal work at least
+        n_cpu = max(24, 4 * per_slot * min(concurrency, cores),
+                    math.ceil(1.0 * min(concurrency, cores) / cpu_s))
         n_mixed = max(8, per_slot * min(concurrency, 8))  # CPU-bound past a few slots anyway
         workloads = {
             "io": (io.s(latency), n_io),
@@ -62,6 +86,9 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
             measured = batch(session, signature, n, timeout)
             rows.append({"pool": pool, "concurrency": concurrency, "workload": name,
                          "start_s": worker.ready_s, "rss_mb": rss / 1e6, **measured})
+            if pool == "prefork" and name == "cpu" and concurrency == control_at:
+                # the machine's parallelism at the same moment, for the CPU claim's margin
+                rows[-1]["control"] = parallel_speedup(iterations, concurrency, cpu_s)
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
     # the CPU cost is what the fastest execution of the CPU task took in any worker (the
@@ -94,8 +121,11 @@ def time_limits(session: LabSession, pools: list[str], soft: float, hard: float,
             break
         time.sleep(0.05)
     records: dict[str, list[str]] = {}
+    soft_after: dict[str, float] = {}
     for row in session.records(LIMITS):
         records.setdefault(row["id"], []).append(row["outcome"])
+        if row["outcome"] == "soft":
+            soft_after.setdefault(row["id"], round(row["after"], 3))
     rows = []
     for pool, (t0, result) in sent.items():
         ended = [e for e in session.events.snapshot() if e.get("uuid") == result.id
@@ -105,10 +135,24 @@ def time_limits(session: LabSession, pools: list[str], soft: float, hard: float,
             "pool": pool, "state": result.state, "exception": failure,
             "ended_after_s": round(ended[0]["timestamp"] - t0, 2) if ended else None,
             "soft_limit_reached_task": "soft" in records.get(result.id, []),
+            "soft_after_s": soft_after.get(result.id),
             "ran_to_the_end": "ran to the end" in records.get(result.id, []),
         })
     session.stop_workers(workers, timeout=runs_for + 2)
     return rows
+
+
+def stuck_behind(events: dict[str, dict[str, dict]], long_id: str,
+                 short_ids: list[str]) -> tuple[str, int, int]:
+    """(the worker that ran the long task, shorts stuck behind it, shorts it ran), by evidence,
+    not by latency: stuck means received by that worker while the long task still ran, and
+    started only once it had ended. A short that merely queued on the free worker is not."""
+    busy = events[long_id]["task-received"]["hostname"]
+    long_end = events[long_id]["task-succeeded"]["timestamp"]
+    mine = [events[i] for i in short_ids if events[i]["task-received"]["hostname"] == busy]
+    stuck = [e for e in mine
+             if e["task-received"]["timestamp"] < long_end <= e["task-started"]["timestamp"]]
+    return busy, len(stuck), len(mine)
 
 
 def head_of_line(session: LabSession, multiplier: int, acks_late: bool, long_s: float,
@@ -125,10 +169,12 @@ def head_of_line(session: LabSession, multiplier: int, acks_late: bool, long_s: 
         submitted.append((i > 0, time.time(), task.apply_async(queue=f"{QUEUE}_hol")))
     ids = {r.id for _, _, r in submitted}
     session.events.wait_for_tasks(ids, timeout=long_s + timeout)
-    done = {i: e["task-succeeded"]["timestamp"] for i, e in session.events.by_task().items()
-            if i in ids}
+    events = {i: e for i, e in session.events.by_task().items() if i in ids}
+    done = {i: e["task-succeeded"]["timestamp"] for i, e in events.items()}
     latencies = [done[r.id] - t for short, t, r in submitted if short]
     session.stop_workers(workers)
+    long_id = submitted[0][2].id
+    busy, stuck, on_busy = stuck_behind(events, long_id, [r.id for short, _, r in submitted if short])
     return {"multiplier": multiplier, "acks_late": acks_late, "long_s": long_s,
-            "short_latencies": latencies,
-            "stuck_behind_the_long_one": sum(1 for x in latencies if x > long_s / 2)}
+            "short_latencies": latencies, "busy_worker": busy,
+            "shorts_on_busy_worker": on_busy, "stuck_behind_the_long_one": stuck}
