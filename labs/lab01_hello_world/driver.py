@@ -120,9 +120,6 @@ def check_latency(ev: Evidence, seq: list[dict[str, Any]], burst: list[dict[str,
                 batch_wall_s=last_done - first_submit)
 
     all_rows = seq + burst
-    ids = [r["id"] for r in all_rows]
-    ev.check("task_ids_are_unique", "every submission gets its own task id (a UUID)",
-             {"ids": len(ids), "unique": len(set(ids))}, "ids == unique", len(ids) == len(set(ids)))
     wrong = [r["i"] for r in all_rows if r["value"] != r["expected"]]
     not_once = [r["i"] for r in all_rows if r["succeeded_events"] != 1]
     ev.check("every_task_ran_once_with_the_right_result",
