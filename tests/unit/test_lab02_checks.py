@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab02_retry import driver
@@ -123,6 +124,19 @@ def test_a_retry_that_reused_its_delivery_tag_is_caught(ev: Evidence) -> None:
     driver.check_retry(ev, p, a, contrast(p), exhausted(p))
     assert ev.finding("retry_is_a_new_message_for_the_same_task").measured["distinct_delivery_tags"] == 2
     assert_only_fails(ev, "retry_is_a_new_message_for_the_same_task")
+
+
+def test_a_retry_that_ran_under_a_new_task_id_is_caught(ev: Evidence) -> None:
+    """A retry published as a new task (a new id): the attempts are found by task name and time
+    window, not by id, so the check sees two ids."""
+    p = params()
+    a = anatomy(p)
+    for r in a["attempts"]:
+        if r["retries"] >= 1:
+            r["id"] = tid(999)
+    driver.check_retry(ev, p, a, contrast(p), exhausted(p))
+    assert ev.finding("retry_is_a_new_message_for_the_same_task").measured["ids"] == 2
+    assert not ev.finding("retry_is_a_new_message_for_the_same_task").holds
 
 
 def test_a_retry_run_without_a_broker_delivery_is_caught(ev: Evidence) -> None:
@@ -462,10 +476,35 @@ def test_a_task_that_never_ran_is_not_counted_as_running_once(ev: Evidence) -> N
     assert_only_fails(ev, "visibility_fix_runs_once")
 
 
-def test_an_eta_inside_the_race_margin_is_measured_not_claimed(ev: Evidence) -> None:
-    """Ratio 1: the ETA meets the timeout; whatever ran, the lab claims nothing about it."""
-    p = params(ratios=[1.0])
-    ph = [phase("ratio0", p.visibility_timeout, p.visibility_timeout, p.sweep, 2)]
-    driver.check_visibility(ev, ph)
-    assert ev.findings == []
-    assert ev.measurements["visibility_ratio0_race"]["executions_per_task"] == [2] * 5
+def test_a_ratio_inside_the_race_band_is_refused_up_front() -> None:
+    """Ratio 1: the ETA meets the timeout, a race between the worker and the sweep: no claim
+    could be true at every run, so the lab refuses the value (exit 2) instead of going quiet."""
+    with pytest.raises(SetupError, match=r"ratios=1: .* is a race"):
+        driver.validate(params(ratios=[1.0]))
+    driver.validate(params(ratios=[0.5, 3.0]))  # the defaults are outside it
+
+
+def test_the_race_band_follows_the_sweep_interval() -> None:
+    """countdown 1.5 s against a 1 s timeout is clear of the race with a 0.2 s sweep, inside it
+    with a 1 s sweep (the restore may come that much later)."""
+    driver.validate(params(ratios=[1.9], sweep=0.2))
+    with pytest.raises(SetupError, match="race"):
+        driver.validate(params(ratios=[1.9], sweep=1.0))
+
+
+def test_too_few_jittered_retries_to_tell_full_jitter_from_none_are_refused() -> None:
+    with pytest.raises(SetupError, match=r"backoff_tasks=2: .* cannot tell full jitter from none"):
+        driver.validate(params(backoff_tasks=2, backoff_retries=1))
+    driver.validate(params())  # the default sample can
+
+
+def test_at_the_smallest_accepted_sample_no_jitter_still_fails(ev: Evidence) -> None:
+    """The refusal's promise, checked: at a sample validate accepts, a Celery that ignores
+    retry_jitter (every delay = the cap) is caught."""
+    p = params(backoff_tasks=12, backoff_retries=2, retry_backoff_max=1)
+    driver.validate(p)
+    no_jitter = [{"policy": policy, "id": tid(i), "retries": k, "drawn_s": 1.0, "delay_s": 1.003}
+                 for policy in ("plain", "jitter") for i in range(12) for k in range(2)]
+    driver.check_backoff(ev, p, no_jitter)
+    assert ev.finding("backoff_follows_min_max_factor_2_to_the_retries").holds
+    assert not ev.finding("full_jitter_draws_a_whole_number_of_seconds_in_0_to_cap").holds
