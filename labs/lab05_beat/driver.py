@@ -10,9 +10,13 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from celery.schedules import crontab
 
 from labkit import runner
 from labkit.cli import run_script
+from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.lab import Lab
 from labkit.params import Param, Params
@@ -40,18 +44,45 @@ PARAMS = {
 
 
 def schedule(p: Params) -> dict[str, Any]:
-    entries = {"tick": {"task": "lab05.tick", "schedule": p.interval}}
-    if p.crontab_fire:
-        entries["every-minute"] = {"task": "lab05.minute", "schedule": {"crontab": {"minute": "*"}}}
-    return {"beat_schedule": entries}
+    return {"beat_schedule": {"tick": {"task": "lab05.tick", "schedule": p.interval}}}
+
+
+# The every-minute entry runs in a beat of its own, untouched for the whole run: the main beat
+# is stopped, restarted and doubled, which would add catch-up and duplicate sends to it.
+CRON = {"beat_schedule": {"every-minute": {"task": "lab05.minute",
+                                           "schedule": {"crontab": {"minute": "*"}}}}}
+
+
+def validate(p: Params) -> None:
+    """Refuse values under which a claim could not be decided, before anything starts."""
+    for name, needed, why in (
+            ("window", 3, "beat_keeps_the_interval needs at least two periods"),
+            ("away", 2.5, "the queue must grow by at least two ticks while the worker is away"),
+            ("gap", 2.5, "beat must miss at least two ticks while it is down")):
+        if p[name] < needed * p.interval:
+            raise SetupError(f"bad param {name}={p[name]:g}: must be >= {needed:g} x interval "
+                             f"({needed * p.interval:g} s): {why}")
+    try:
+        crontab(minute=p.cron_minute, hour=p.cron_hour)
+    except (ValueError, TypeError) as exc:
+        raise SetupError(f"bad param cron_minute={p.cron_minute!r} / cron_hour={p.cron_hour!r}: "
+                         f"not a crontab field ({exc})") from None
+    now = datetime.now(UTC)
+    try:
+        offsets = {now.astimezone(ZoneInfo(zone)).utcoffset() for zone in p.timezones}
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SetupError(f"bad param timezones={','.join(p.timezones)}: {exc}") from None
+    if len(offsets) < 2:
+        raise SetupError(f"bad param timezones={','.join(p.timezones)}: crontab_follows_the_"
+                         "timezone_setting needs at least two timezones with different UTC offsets")
 
 
 def measure_lab(s: LabSession) -> None:
     p = s.params
     settings = schedule(p)
-    started = time.time()
     worker = s.start_worker("w1", concurrency=2)
     beat = s.start_beat("beat", settings=settings)
+    cron = s.start_beat("beat-cron", settings=CRON) if p.crontab_fire else None
 
     s.step(f"beat publishes every {p.interval} s; measuring {p.window} s")
     ticks = measure.schedule_phase(s, p.window, p.interval)
@@ -83,31 +114,36 @@ def measure_lab(s: LabSession) -> None:
     s.write_json("crontab.json", {"expression": expression, "due": dues})
     check_crontab(s.evidence, dues)
 
-    if p.crontab_fire:
-        fired = wait_for_minute(s, started, p.timeout)
+    if cron is not None:
+        fired = wait_for_minute(s, cron, p.timeout)
         s.measured(crontab_fired=fired)
         check_crontab_fired(s.evidence, fired)
+        cron.stop()
     beat.stop()
 
 
-def wait_for_minute(s: LabSession, started: float, timeout: float) -> dict[str, Any]:
-    """Wait (if the run has not crossed one yet) for a minute boundary and beat's send."""
-    def boundaries(until: float) -> list[float]:
-        first = (int(started) // 60 + 1) * 60
-        return [float(b) for b in range(first, int(until) + 1, 60)]
+def wait_for_minute(s: LabSession, cron, timeout: float) -> dict[str, Any]:
+    """The minute boundaries the cron beat lived through (from a second after it was seen
+    ready), waiting for one if there is none yet, and every minute-entry send around them."""
+    opened = time.time() + 1.0  # a boundary during its start-up may or may not have its entry
 
-    if not boundaries(time.time()):
-        target = (int(time.time()) // 60 + 1) * 60
+    def boundaries(until: float) -> list[float]:
+        return [float(b) for b in range(int(opened) // 60 * 60 + 60, int(until) + 1, 60)
+                if b > opened]
+
+    if not boundaries(time.time() - 1.5):
+        target = (int(max(time.time(), opened)) // 60 + 1) * 60
         s.step(f"waiting {target - time.time():.0f} s for the next minute boundary")
-        time.sleep(max(0.0, target - time.time()))
+        time.sleep(max(0.0, target + 1.5 - time.time()))  # and 1.5 s for its send
+    marks = boundaries(time.time() - 1.5)
     s.events.wait_for(lambda e: e.get("type") == "task-sent" and e.get("name") == "lab05.minute"
-                      and e["timestamp"] >= boundaries(time.time())[-1], timeout=min(timeout, 5))
-    marks = boundaries(time.time())
-    fired = measure.sent(s, "lab05.minute")
+                      and e["timestamp"] >= marks[-1], timeout=min(timeout, 5))
+    # every send of the cron beat from half a second before the first boundary to 1.5 s after
+    # the last: one per boundary, each just after it
+    sends = measure.sent(s, "lab05.minute", marks[0] - 0.5, marks[-1] + 1.5, cron.nodename)
     return {"boundaries": [datetime.fromtimestamp(b, UTC).isoformat() for b in marks],
-            "sent_after_boundary_s": [round(e["timestamp"] - max(b for b in marks
-                                                                 if b <= e["timestamp"]), 3)
-                                      for e in fired]}
+            "sent_after_boundary_s": [round(e["timestamp"] - min(marks, key=lambda b: abs(
+                e["timestamp"] - b)), 3) for e in sends]}
 
 
 def check_crontab_fired(ev: Evidence, fired: dict[str, Any]) -> None:
@@ -122,17 +158,17 @@ def check_crontab_fired(ev: Evidence, fired: dict[str, Any]) -> None:
 
 def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]]) -> None:
     periods = [t["late_s"] + p.interval for t in ticks if t["late_s"] is not None]
-    mean = sum(periods) / len(periods)
-    worst = max(abs(x - p.interval) for x in periods)
+    mean = sum(periods) / len(periods) if periods else float("nan")
+    worst = max((abs(x - p.interval) for x in periods), default=float("nan"))
     ran = [t for t in ticks if t["ran"]]
     ev.measured(schedule={"ticks": len(ticks), "mean_period_s": mean, "worst_deviation_s": worst,
-                          "final_drift_s": ticks[-1]["drift_s"]})
+                          "final_drift_s": ticks[-1]["drift_s"] if ticks else None})
     tolerance = max(0.05, 0.25 * p.interval)
     ev.check("beat_keeps_the_interval",
              "beat publishes at the interval: the measured period matches it, tick by tick",
              {"ticks": len(ticks), "mean_period_ms": round(mean * 1000, 2),
               "worst_deviation_ms": round(worst * 1000, 2),
-              "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2)},
+              "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2) if ticks else None},
              f"mean within 2% + 5 ms of {p.interval * 1000:g} ms; every period within "
              f"{tolerance * 1000:g} ms",
              len(periods) >= 2 and abs(mean - p.interval) <= 0.02 * p.interval + 0.005
@@ -229,6 +265,7 @@ LAB = Lab(
     figures=plots.FIGURES,
     params=PARAMS,
     settings=schedule,
+    validate=validate,
     wall_time="default 28-60 s (it waits for a minute boundary), --quick about 23 s",
 )
 

@@ -389,3 +389,34 @@ def test_a_minute_entry_sent_twice_for_one_boundary_is_caught(ev: Evidence) -> N
 def test_a_boundary_with_no_send_is_caught(ev: Evidence) -> None:
     driver.check_crontab_fired(ev, fired([], boundaries=1))
     assert not ev.finding("crontab_fires_at_the_minute").holds
+
+
+def test_a_minute_entry_sent_before_its_boundary_is_caught(ev: Evidence) -> None:
+    """A beat that fired the entry 0.3 s early: the send is nearest the boundary, but before it."""
+    driver.check_crontab_fired(ev, fired([-0.3]))
+    assert not ev.finding("crontab_fires_at_the_minute").holds
+
+
+# --- parameters refused up front ----------------------------------------------------------------
+
+@pytest.mark.parametrize("override,needle", [
+    ({"window": 1.0, "interval": 0.5}, "window=1: must be >= 3 x interval"),
+    ({"away": 0.5, "interval": 0.4}, "away=0.5: must be >= 2.5 x interval"),
+    ({"gap": 0.5, "interval": 0.3}, "gap=0.5: must be >= 2.5 x interval"),
+    ({"cron_minute": "abc"}, "not a crontab field"),
+    ({"cron_hour": "25"}, "not a crontab field"),
+    ({"timezones": ["UTC"]}, "at least two timezones with different UTC offsets"),
+    ({"timezones": ["UTC", "Etc/UTC"]}, "at least two timezones with different UTC offsets"),
+    ({"timezones": ["UTC", "Mars/Olympus"]}, "bad param timezones"),
+])
+def test_values_that_could_not_decide_a_claim_are_refused(override: dict, needle: str) -> None:
+    from labkit.errors import SetupError
+
+    with pytest.raises(SetupError) as refused:
+        driver.validate(resolve(driver.PARAMS, override, quick=True))
+    assert needle in str(refused.value)
+
+
+def test_the_defaults_and_the_quick_values_are_accepted() -> None:
+    for quick in (False, True):
+        driver.validate(resolve(driver.PARAMS, {}, quick=quick))
