@@ -27,7 +27,9 @@ PARAMS = {
     "queued": Param(3, "tasks sent while no worker runs, read raw from Redis", min=1, max=1000),
     "raw_rounds": Param(2000, "LPUSH/BRPOP ping-pong rounds on the same Redis", quick=300,
                         min=10),
-    "countdown": Param(0.5, "apply_async countdown in seconds", quick=0.3, min=0.05, max=30),
+    "countdown": Param(0.5, "apply_async countdown in seconds (>= 0.2: the message must reach "
+                       "the worker well before it ends, even on a busy machine)", quick=0.3,
+                       min=0.2, max=30),
     "idle": Param(0.5, "seconds the queued tasks wait with no worker", quick=0.3, min=0, max=30),
     "timeout": Param(60.0, "bound on every wait, in seconds", min=1),
 }

@@ -38,7 +38,10 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
             break
         time.sleep(0.01)
     delivered = {r["id"]: r for r in runs}
-    time.sleep(0.1)  # the work has begun (and the charges are made)
+    # strike a quarter of the way into the shortest task: the work has begun (and the charges
+    # are made), well before any of it can finish
+    lead = min(0.1, min(task_s, tail_s if with_charges else task_s) / 8)
+    time.sleep(lead)
 
     def where() -> dict[str, Any]:
         snap = snapshot(session.broker, queues=(QUEUE,))
@@ -51,10 +54,13 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
                                 if snap["unacked_messages"].get(k, {}).get("id") in ids}}
 
     with Sampler(where, interval=0.05) as sampler:
-        time.sleep(0.1)
+        time.sleep(lead)
         fault = time.time()
         worker.kill_all()
         worker.wait_exit(5)
+        # the killed worker can finish nothing more and the fresh one has not started: what has
+        # not finished now was in flight at the fault (what a late kill let finish is not)
+        finished_at_fault = session.counts(FINISHES)
         fresh = session.start_worker(f"{name}b", concurrency=4, queues=[QUEUE], prefetch=1,
                                      settings=settings)
         fresh_ready = time.time()
@@ -71,6 +77,7 @@ def after_kill(session: LabSession, name: str, visibility_timeout: float, sweep:
     return {
         "name": name, "visibility_timeout": visibility_timeout, "sweep": sweep,
         "fault": fault, "fresh_ready": fresh_ready,
+        "in_flight": sorted(i for i in ids if not finished_at_fault.get(i)),
         "delivered": {i: run["t"] for i, run in delivered.items()},
         # the unacked_index score of each message the killed worker held: the moment kombu
         # counts its visibility timeout from (a fresh worker's deliveries score after the fault)

@@ -204,6 +204,7 @@ def part(p: Params, i: int, with_charges: bool, start: float) -> Row:
                    {"id": ids[3], "guarded": True, "side_effects": 1, "starts": 2}]
     return {"name": name, "visibility_timeout": vt, "sweep": sweep, "fault": fault,
             "fresh_ready": fresh_ready, "delivered": delivered, "scored": scored, "again": again,
+            "in_flight": sorted(ids),
             "starts": dict.fromkeys(ids, 2), "finishes": dict.fromkeys(ids, 1), "charges": charges,
             "samples": [{"t": fault - 0.1, "unacked": n, "queued": 0,  # scored ~9 ms before the start
                          "scores": {tid(name, "tag", k): t
@@ -240,6 +241,26 @@ def test_a_restore_right_at_score_plus_timeout_holds_though_the_task_started_lat
         part_["fresh_ready"] = part_["fault"] + 0.3
     driver.check_redelivery(ev, ps)
     assert ev.finding("redelivery_waits_for_the_visibility_timeout").holds
+
+
+def test_a_task_that_finished_before_a_late_kill_is_not_expected_back(ev: Evidence) -> None:
+    """The kill came late on a busy machine: one task had already finished (and was acked); only
+    the ones the kill caught unfinished must come back."""
+    p = params()
+    ps = parts(p)
+    done = ps[0]["again"].pop(0)["id"]
+    ps[0]["in_flight"].remove(done)
+    driver.check_redelivery(ev, ps)
+    assert ev.finding("redelivery_waits_for_the_visibility_timeout").holds
+
+
+def test_a_part_where_the_kill_caught_nothing_decides_nothing_and_fails(ev: Evidence) -> None:
+    p = params()
+    ps = parts(p)
+    for part_ in ps:
+        part_["in_flight"], part_["again"] = [], []
+    driver.check_redelivery(ev, ps)
+    assert not ev.finding("redelivery_waits_for_the_visibility_timeout").holds
 
 
 def test_a_message_the_killed_worker_never_held_unacked_is_caught(ev: Evidence) -> None:
