@@ -339,3 +339,32 @@ def test_a_short_the_busy_worker_took_after_finishing_is_not_stuck() -> None:
 
     events = hol_events([("w1", 1.002, 1.003)])
     assert stuck_behind(events, "long", ["s0"]) == ("w1", 0, 1)
+
+
+def test_green_pools_that_only_double_prefork_but_stay_under_its_ideal_are_caught(ev: Evidence) -> None:
+    """Green at 16 that reaches 39/s: above prefork x2's measured 37/s, but under the 40/s prefork
+    x2 would do perfectly. A green pool that brings nothing prefork could not is caught."""
+    driver.check_sweep(ev, sweep(gevent_16=(39.0, 38.9, 32.7), eventlet_16=(39.5, 39.8, 37.5)),
+                       CORES, SPEEDUP)
+    assert not ev.finding(GREEN).holds
+
+
+@pytest.mark.parametrize("override,needle", [
+    ({"green_concurrency": [1, 8]}, "needs a green pool at 16 or more"),
+    ({"process_concurrency": [2, 4]}, "each needs 1"),
+    ({"hard_limit": 0.4, "soft_limit": 0.5}, "must exceed soft_limit"),
+    ({"pools": ["prefork", "nope"]}, "unknown ['nope']"),
+])
+def test_values_that_could_not_decide_a_claim_are_refused(override: dict, needle: str) -> None:
+    from labkit.errors import SetupError
+
+    with pytest.raises(SetupError) as refused:
+        driver.validate(resolve(driver.PARAMS, override, quick=True))
+    assert needle in str(refused.value)
+
+
+def test_ranges_exclude_an_io_task_shorter_than_celerys_own_cost() -> None:
+    from labkit.errors import SetupError
+
+    with pytest.raises(SetupError, match=r"latency=0\.005: must be >= 0\.04"):
+        resolve(driver.PARAMS, {"latency": 0.005}, quick=True)
