@@ -43,7 +43,10 @@ BASE_SETTINGS: dict[str, Any] = {
     # Events are the lab's measuring instrument, and what Flower shows.
     "worker_send_task_events": True,
     "task_send_sent_event": True,
-    "result_extended": True,
+    # Off, as Celery ships it: on, every result key (celery-task-meta-<id>) would also keep the
+    # task's real args and kwargs, whatever argsrepr/kwargsrepr say, for result_expires (a day).
+    # Lab 03 measures both; no lab needs a task's name or arguments in its result meta.
+    "result_extended": False,
     "enable_utc": True,
     "timezone": "UTC",
     "broker_connection_retry_on_startup": True,

@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from labkit.plotting import new_figure
+from labs.lab03_bind_context.measure import progress_window
 
 WORKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
@@ -64,6 +65,10 @@ def progress_plot(run_dir: Path) -> Figure:
                 zorder=3, label="what a poll saw")
     for p in prog["polls"]:
         ax1.axvline(p["t"] - t0, color="tab:red", alpha=0.15)
+    window = progress_window(prog)
+    if window:
+        ax1.axvspan(window[0] - t0, window[1] - t0, color="tab:green", alpha=0.08,
+                    label="PROGRESS surely stored")
     ax1.set_xlabel("seconds")
     ax1.set_ylabel("steps done")
     ax1.set_title("Polling AsyncResult (vertical lines: polls)", fontsize=10)
@@ -72,6 +77,10 @@ def progress_plot(run_dir: Path) -> Figure:
     states = sorted({p["state"] for p in bare["polls"]} | {"PROGRESS", "SUCCESS"})
     ax2.scatter([p["t"] - b0 for p in bare["polls"]],
                 [states.index(p["state"]) for p in bare["polls"]], color="tab:red")
+    if bare.get("started_at") and bare.get("succeeded_at"):
+        ax2.axvspan(bare["started_at"] - b0, bare["succeeded_at"] - b0, color="tab:green", alpha=0.08,
+                    label="task ran (task-started to task-succeeded event)")
+        ax2.legend(fontsize=8, loc="center right")
     ax2.set_yticks(range(len(states)), states)
     ax2.set_xlabel("seconds")
     ax2.set_title("Worker without a result backend: the client sees PENDING", fontsize=10)

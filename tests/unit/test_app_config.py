@@ -18,6 +18,11 @@ def test_defaults_are_json_only_and_the_backend_follows_the_broker():
     assert settings["accept_content"] == ["json"] and settings["task_serializer"] == "json"
 
 
+def test_results_keep_no_task_arguments_by_default():
+    """result_extended would copy every argument, secrets included, into the result backend."""
+    assert settings_from_env({})["result_extended"] is False
+
+
 def test_lab_settings_are_applied_last():
     settings = settings_from_env({SETTINGS_ENV: json.dumps({"task_serializer": "json",
                                                             "worker_prefetch_multiplier": 1})})
