@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                                  "or 'all'")
     run.add_argument("--quick", action="store_true", help="smaller samples, same findings")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--random-params", type=int, metavar="SEED",
+                     help="legal parameters drawn from SEED (for lab authors: every draw must "
+                          "hold or be refused)")
     run.add_argument("--broker", help="external Redis URL (default: a private embedded Redis; "
                                       "also CELERY_LAB_BROKER)")
     run.add_argument("--results", type=Path, help="results root (default ./results; also "
@@ -92,8 +95,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from labkit.results import read_result, results_root
 
     if args.lab != "all" and "," not in args.lab:
+        if args.random_params is not None and args.param:
+            raise SetupError("--random-params draws every parameter; drop --param")
         outcome = runner.run(args.lab, quick=args.quick, params=args.param, broker=args.broker,
-                             results=args.results)
+                             results=args.results, random_params=args.random_params)
         _print_outcome(outcome)
         return outcome.exit_code
 

@@ -79,3 +79,35 @@ def _split(item: str) -> tuple[str, str]:
         raise SetupError(f"bad param {item!r}: use key=value")
     key, value = item.split("=", 1)
     return key.strip(), value.strip()
+
+
+def draw(spec: dict[str, Param], seed: int, quick: bool) -> dict[str, Any]:
+    """Legal values for a lab author's sweep (``--random-params SEED``): each number within its
+    declared range, log-uniform within a factor of 4 of its (quick) default so that a run stays
+    about as long; switches, names and other strings as declared."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+
+    def near(p: Param, value: float, like: Any) -> Any:
+        low = max(p.min if p.min is not None else value / 4, value / 4)
+        high = min(p.max if p.max is not None else value * 4, value * 4)
+        if value <= 0 or low <= 0:
+            low = p.min if p.min is not None else 0
+            x = rng.uniform(low, max(low, high))
+        else:
+            x = math.exp(rng.uniform(math.log(low), math.log(max(low, high))))
+        return max(1, round(x)) if isinstance(like, int) else round(x, 3)
+
+    out: dict[str, Any] = {}
+    for name, p in spec.items():
+        value = p.value(quick)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[name] = near(p, value, value)
+        elif isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            out[name] = sorted({near(p, v, v) for v in value})
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from labkit import catalog
 from labkit.broker import EXTERNAL_BROKER_ENV
 from labkit.errors import SetupError
 from labkit.lab import Lab
+from labkit.params import Params, draw
 from labkit.params import resolve as resolve_params
 from labkit.plotting import draw_all
 from labkit.results import (
@@ -29,6 +31,19 @@ from labkit.results import (
     write_json,
 )
 from labkit.session import LabSession
+
+
+def drawn_params(lab: Lab, seed: int, quick: bool, tries: int = 200) -> Params:
+    """The first legal draw (inside every range, accepted by the lab's validate) from ``seed``."""
+    for attempt in range(tries):
+        values = resolve_params(lab.params, draw(lab.params, seed * 1000 + attempt, quick), quick)
+        try:
+            if lab.validate:
+                lab.validate(values)
+        except SetupError:
+            continue
+        return values
+    raise SetupError(f"no legal parameters for {lab.id} in {tries} draws from seed {seed}")
 
 
 @dataclass
@@ -57,12 +72,19 @@ class Outcome:
 
 
 def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, Any] | None = None,
-        broker: str | None = None, results: Path | None = None, progress: bool = True) -> Outcome:
+        broker: str | None = None, results: Path | None = None, progress: bool = True,
+        random_params: int | None = None) -> Outcome:
     """Raises SetupError (exit 2) before or while setting up; returns an Outcome otherwise."""
     lab = catalog.resolve(lab) if isinstance(lab, str) else lab
-    values = resolve_params(lab.params, params or [], quick)
-    if lab.validate:
-        lab.validate(values)
+    if random_params is not None:
+        values = drawn_params(lab, random_params, quick)
+        if progress:
+            print(f"[{lab.id}] random params (seed {random_params}): "
+                  + " ".join(f"{k}={v}" for k, v in values.items()), file=sys.stderr, flush=True)
+    else:
+        values = resolve_params(lab.params, params or [], quick)
+        if lab.validate:
+            lab.validate(values)
     broker = broker or os.environ.get(EXTERNAL_BROKER_ENV) or None
     run_dir = new_run_dir(lab.id, Path(results) if results else results_root())
     started = time.monotonic()

@@ -59,3 +59,25 @@ def test_every_labs_declared_defaults_and_quick_values_are_inside_its_ranges():
             values = resolve(lab.params, [], quick)
             if lab.validate:
                 lab.validate(values)  # the stated defaults are never refused
+
+
+def test_random_params_are_legal_repeatable_and_accepted_by_every_labs_validate():
+    from labkit.catalog import all_labs
+    from labkit.runner import drawn_params
+
+    for lab in all_labs():
+        for seed in (1, 2, 3):
+            values = drawn_params(lab, seed, quick=True)
+            assert values == drawn_params(lab, seed, quick=True), lab.id  # one seed, one draw
+            for name, p in lab.params.items():
+                for v in values[name] if isinstance(values[name], list) else [values[name]]:
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        assert (p.min is None or v >= p.min) and (p.max is None or v <= p.max), (
+                            lab.id, name, v)
+
+
+def test_random_params_and_explicit_params_are_not_mixed(capsys):
+    from labkit import cli
+
+    assert cli.main(["run", "01", "--random-params", "1", "--param", "batch=10"]) == 2
+    assert "drop --param" in capsys.readouterr().err
