@@ -44,6 +44,15 @@ def batch(session: LabSession, signature, n: int, timeout: float) -> dict[str, A
                 f"latency_{k}": v for k, v in summary(latencies).items() if k in ("p50", "p99")}}
 
 
+def cpu_reference(concurrencies: list[int], cores: int) -> int | None:
+    """The prefork concurrency the CPU claim compares with one process: the measured one above 1
+    nearest the core count (at or below it first), or None when only 1 was measured."""
+    above = [c for c in concurrencies if c > 1]
+    if not above:
+        return None
+    return min(above, key=lambda c: (c > cores, abs(c - cores)))
+
+
 def parallel_speedup(iterations: int, processes: int, cpu_s: float) -> dict[str, Any]:
     """The control for the CPU claims: how much faster ``processes`` plain processes (no Celery)
     run the same pure-Python work than one does, on this machine, now. A busy laptop offers
@@ -65,7 +74,7 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
           iterations: int, cpu_s: float, cores: int, per_slot: int,
           timeout: float) -> list[dict[str, Any]]:
     rows = []
-    control_at = min(cores, max((c for pool, c in configs if pool == "prefork"), default=1))
+    control_at = cpu_reference([c for pool, c in configs if pool == "prefork"], cores)
     for pool, concurrency in configs:
         worker = session.start_worker(f"{pool}{concurrency}", pool=pool, concurrency=concurrency,
                                       queues=[QUEUE])
@@ -88,7 +97,7 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
                          "start_s": worker.ready_s, "rss_mb": rss / 1e6, **measured})
             if pool == "prefork" and name == "cpu" and concurrency == control_at:
                 # the machine's parallelism at the same moment, for the CPU claim's margin
-                rows[-1]["control"] = parallel_speedup(iterations, concurrency, cpu_s)
+                rows[-1]["control"] = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
     # the CPU cost is what the fastest execution of the CPU task took in any worker (the

@@ -352,6 +352,7 @@ def test_green_pools_that_only_double_prefork_but_stay_under_its_ideal_are_caugh
 @pytest.mark.parametrize("override,needle", [
     ({"green_concurrency": [1, 8]}, "needs a green pool at 16 or more"),
     ({"process_concurrency": [2, 4]}, "each needs 1"),
+    ({"process_concurrency": [1]}, "needs a value above 1"),
     ({"hard_limit": 0.4, "soft_limit": 0.5}, "must exceed soft_limit"),
     ({"pools": ["prefork", "nope"]}, "unknown ['nope']"),
 ])
@@ -368,3 +369,12 @@ def test_ranges_exclude_an_io_task_shorter_than_celerys_own_cost() -> None:
 
     with pytest.raises(SetupError, match=r"latency=0\.005: must be >= 0\.04"):
         resolve(driver.PARAMS, {"latency": 0.005}, quick=True)
+
+
+def test_prefork_measured_at_1_and_4_on_2_cores_is_compared_at_4(ev: Evidence) -> None:
+    """No prefork at 2: the CPU claim uses the measured concurrency nearest the cores, rather
+    than dropping the claim."""
+    rows = [r for r in sweep(prefork_4=(75.0, 80.0, 40.0), threads_4=(76.0, 42.0, 40.0))
+            if not (r["pool"] in ("prefork", "threads") and r["concurrency"] == 2)]
+    driver.check_sweep(ev, rows, CORES, SPEEDUP)
+    assert ev.finding(GIL).holds and "prefork_4_over_1" in ev.finding(GIL).measured
