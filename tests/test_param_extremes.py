@@ -1,0 +1,34 @@
+"""Every lab at a second non-default parameter set, toward the extremes of its declared ranges
+(each lab's own test runs another one): a verdict must be true at every legal parameter, so
+each run exits 0 with every finding held, on whatever else this machine is doing."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.results import held
+from tests.conftest import run_lab
+
+EXTREMES = {
+    "01_hello_world": ["concurrency=1", "sequential=5", "batch=10", "queued=1", "raw_rounds=10",
+                       "countdown=0.2", "idle=0"],
+    "02_retry": ["countdown=0.2", "fail_times=1", "others=1", "max_retries=0", "backoff_tasks=24",
+                 "backoff_retries=1", "visibility_timeout=0.2", "ratios=5", "trap_tasks=1"],
+    "03_bind_context": ["poll_s=0.02", "steps=2", "step_s=0.06", "chain_length=2", "group_size=2",
+                        "fail_times=1", "countdown=0.05", "timeout=10", "secret=abcd"],
+    "04_acks_late": ["modes=late_retry,early", "faults=warm,child_kill", "tasks=1", "concurrency=1",
+                     "task_s=0.2", "kill_fractions=0.9"],
+    "05_beat": ["interval=0.1", "window=1", "away=0.5", "gap=0.5", "both=0.5", "broken_interval=0.1",
+                "timezones=UTC,Asia/Kolkata"],
+    "07_pools": ["pools=prefork,threads,gevent", "process_concurrency=1,4", "green_concurrency=1,64",
+                 "latency=0.04", "cpu_ms=5", "per_slot=1", "long_s=0.3", "shorts=4", "soft_limit=0.1",
+                 "hard_limit=0.2"],
+}
+
+
+@pytest.mark.parametrize("lab_id", list(EXTREMES))
+def test_every_finding_holds_toward_the_extremes(lab_id, tmp_path):
+    proc, result, _ = run_lab(tmp_path, lab_id, "--quick", params=EXTREMES[lab_id])
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    ok, failed = held(result)
+    assert ok and not failed, failed
