@@ -11,6 +11,7 @@ PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,
 
 FINDINGS = {
     "a_broadcast_needs_its_fanout_exchange_declared_by_the_sender",
+    "a_named_queue_is_published_through_the_default_exchange",
     "a_shared_direct_queue_gives_each_message_to_one_worker",
     "broadcast_reaches_every_listening_worker",
     "direct_exchange_routes_by_exact_key",

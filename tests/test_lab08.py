@@ -14,6 +14,7 @@ PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2
 FINDINGS = {
     "a_client_sees_the_states_by_polling",
     "backlog_alert_fires_and_clears",
+    "each_eta_task_held_raises_the_prefetch_count_by_one",
     "events_tell_the_same_story",
     "flower_api_refuses_without_credentials",
     "flower_counts_the_burst",
@@ -41,6 +42,7 @@ def test_observed_as_measured_and_no_credential_written(lab08):
     f = {x["id"]: x["measured"] for x in result["findings"]}
     assert f["results_live_in_redis_for_result_expires"]["failure_ttl_s"] <= 15
     assert f["flower_counts_the_burst"]["failed"] == 5
+    assert f["each_eta_task_held_raises_the_prefetch_count_by_one"]["as_each_eta_task_arrived"] == [5, 6]
     assert f["flower_api_refuses_without_credentials"]["/api/workers"] == [401, 200]
     # the per-run Flower credential (user "lab", a random token) lives only in Flower's
     # environment: no file of the run holds it

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import partial
 from typing import Any
@@ -18,6 +19,8 @@ from labkit.session import LabSession
 from labs.lab06_routing import measure, plots
 
 LOG_QUEUES = ["error_logs", "warning_logs", "transient_logs"]
+BOUND_KEYS = ["error", "warning"]  # the keys error_logs and warning_logs are bound with on 'logs'
+WORD = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def walkthrough_queues(transient: list[str]) -> list[dict[str, Any]]:
@@ -48,7 +51,7 @@ PARAMS = {
     "broadcasts": Param(4, "messages to the broadcast queue", min=1, max=200),
     "shared": Param(10, "messages to a direct queue two workers share", min=2, max=500),
     "unroutable_key": Param("critical", "a routing key no binding matches"),
-    "timeout": Param(30.0, "bound on every wait, seconds", min=1),
+    "timeout": Param(30.0, "bound on every wait, seconds", min=10),
 }
 
 
@@ -57,6 +60,49 @@ def settings(p: Params) -> dict[str, Any]:
     return {"task_queues": [{"name": "celery"}, {"name": "bcast", "broadcast": True},
                             {"name": "shared"}],
             "task_routes": {"lab06.routed": {"queue": "routed_q"}}}
+
+
+def validate(p: Params) -> None:
+    """Refuse values that collide with the names the lab itself uses, or that no run can
+    measure: every count below would otherwise mix two things (a queue receiving more than was
+    sent, a negative number dropped)."""
+    from labkit.errors import SetupError
+
+    def words(name: str, key: str, wildcards: bool) -> None:
+        for word in key.split("."):
+            if not (WORD.fullmatch(word) or (wildcards and word in ("*", "#"))):
+                kind = "letters, digits, '_', '-'" + (", or a whole '*' / '#'" if wildcards else "")
+                raise SetupError(f"bad param {name}={key!r}: every dot-separated word must be "
+                                 f"{kind} (kombu's topic regex and AMQP read other words differently)")
+
+    def distinct(name: str, values: list[str]) -> None:
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise SetupError(f"bad param {name}: {twice} given twice; each one is counted on its own")
+
+    keys = p.transient_keys
+    for name, key in [*(("transient_keys", k) for k in keys), ("unroutable_key", p.unroutable_key)]:
+        if not WORD.fullmatch(key):
+            raise SetupError(f"bad param {name}={key!r}: a key on the direct exchange 'logs' must "
+                             "be one word of letters, digits, '_', '-'")
+    if len(keys) < 2:
+        raise SetupError(f"bad param transient_keys={','.join(keys)}: needs at least two keys "
+                         "(the lab shows the first one dropped when two entries share a name)")
+    distinct("transient_keys", keys)
+    if clash := [k for k in keys if k in BOUND_KEYS]:
+        raise SetupError(f"bad param transient_keys: {clash} is already bound to "
+                         f"{clash[0]}_logs; its messages would be counted twice")
+    if p.unroutable_key in [*BOUND_KEYS, *keys]:
+        raise SetupError(f"bad param unroutable_key={p.unroutable_key!r}: a binding on 'logs' "
+                         f"matches it ({', '.join([*BOUND_KEYS, *keys])} are bound)")
+    for name in ("topic_patterns", "topic_keys"):
+        if not p[name]:
+            raise SetupError(f"bad param {name}: empty; the topic part needs at least one")
+        distinct(name, p[name])
+    for pattern in p.topic_patterns:
+        words("topic_patterns", pattern, wildcards=True)
+    for key in p.topic_keys:
+        words("topic_keys", key, wildcards=False)
 
 
 def measure_lab(s: LabSession) -> None:
@@ -81,6 +127,7 @@ def measure_lab(s: LabSession) -> None:
     overrides = measure.overrides(s)
     s.measured(overrides=overrides)
     check_overrides(s.evidence, overrides)
+    check_default_exchange(s.evidence, overrides)
 
     s.step(f"unroutable: routing key {p.unroutable_key!r}")
     lost = measure.unroutable(s, p.unroutable_key, p.per_level)
@@ -174,6 +221,19 @@ def check_overrides(ev: Evidence, overrides: list[dict]) -> None:
              and explicit["routing_key"] == "error")
 
 
+def check_default_exchange(ev: Evidence, overrides: list[dict]) -> None:
+    named = [o for o in overrides if o["call"] in ("route only", "queue='explicit_q'")]
+    ev.check("a_named_queue_is_published_through_the_default_exchange",
+             "a call routed to a queue by name (task_routes or queue=) is published to the default "
+             "exchange '' with the queue's name as its routing key, as the message's delivery_info "
+             "in Redis shows; Redis delivers that to the list of that name",
+             {o["call"]: {"exchange": o["exchange"], "routing_key": o["routing_key"],
+                          "landed_in": o["landed_in"]} for o in named},
+             "exchange '', routing_key = the queue it landed in (routed_q; explicit_q)",
+             len(named) == 2 and all(o["exchange"] == "" and o["landed_in"] == [o["routing_key"]]
+                                     for o in named))
+
+
 def check_unroutable(ev: Evidence, p: Params, lost: dict[str, Any]) -> None:
     ev.check("unroutable_messages_vanish_silently",
              "a message whose routing key no binding matches is dropped: it arrives nowhere, and "
@@ -214,6 +274,7 @@ LAB = Lab(
     figures=plots.FIGURES,
     params=PARAMS,
     settings=settings,
+    validate=validate,
     wall_time="about 12 s, default and --quick alike",
 )
 

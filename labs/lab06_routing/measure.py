@@ -110,15 +110,16 @@ def fanout(session: LabSession, broadcasts: int, shared: int, timeout: float) ->
     undeclared = [announce.apply_async((200 + i,), queue="bcast").id for i in range(broadcasts)]
     fan = Exchange("bcast", type="fanout")
     early = [announce.apply_async((i,), queue="bcast", declare=[fan]) for i in range(broadcasts)]
-    shared_ids = [announce.apply_async((100 + i,), queue="shared").id for i in range(shared)]
-    _wait_runs(session, lambda rows: sum(1 for r in rows if r["n"] < 100) >= 2 * broadcasts
+    shared_ids = {announce.apply_async((100 + i,), queue="shared").id for i in range(shared)}
+    early_ids = {r.id for r in early}
+    # waited for by id: the numbers overlap once broadcasts or shared pass 100
+    _wait_runs(session, lambda rows: sum(1 for r in rows if r["id"] in early_ids) >= 2 * broadcasts
                and sum(1 for r in rows if r["id"] in shared_ids) >= shared, timeout)
     w3 = session.start_worker("w3", concurrency=1, queues=["bcast"])
     late = announce.apply_async((99,), queue="bcast", declare=[fan])
     _wait_runs(session, lambda rows: sum(1 for r in rows if r["id"] == late.id) >= 3, timeout)
     time.sleep(0.3)
     rows = runs(session)
-    early_ids = {r.id for r in early}
     per_worker = {w.hostname: {
         "early_broadcasts": sum(1 for r in rows if r["id"] in early_ids and r["hostname"] == w.hostname),
         "late_broadcast": sum(1 for r in rows if r["id"] == late.id and r["hostname"] == w.hostname),
@@ -132,12 +133,17 @@ def fanout(session: LabSession, broadcasts: int, shared: int, timeout: float) ->
 
 
 def _wait_runs(session: LabSession, done, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    """Until ``done(runs)``; gives up only after ``timeout`` seconds without a new run, so a
+    large batch on a slow machine is waited for as long as it makes progress."""
+    deadline, seen = time.monotonic() + timeout, -1
     while time.monotonic() < deadline:
-        if done(runs(session)):
+        rows = runs(session)
+        if done(rows):
             return
+        if len(rows) > seen:
+            deadline, seen = time.monotonic() + timeout, len(rows)
         time.sleep(0.05)
-    raise TimeoutError("the workers did not run what was sent in time")
+    raise TimeoutError(f"the workers ran nothing more for {timeout:g} s")
 
 
 def overrides(session: LabSession) -> list[dict[str, Any]]:

@@ -46,6 +46,10 @@ def inspect_counts(run_dir: Path) -> Figure:
     ax.stackplot(x, *[[r[k] for r in rows] for k in keys], labels=[
         "in the Redis list", "reserved (prefetched)", "scheduled (ETA)", "active", "done"],
         step="post")
+    resumed = json.loads((run_dir / "burst.json").read_text()).get("resumed_at")
+    if resumed is not None:
+        ax.axvline(resumed - t0, color="black", linestyle=":", linewidth=1,
+                   label="worker consumes again (Flower saw the backlog)")
     ax.set_xlabel("seconds")
     ax.set_ylabel("tasks")
     ax.set_title("Where every task sits, from inspect and LLEN", fontsize=10)

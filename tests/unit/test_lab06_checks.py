@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kombu.transport.virtual.exchange import TopicExchange
 
+from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab06_routing import driver
@@ -202,6 +203,33 @@ def test_task_routes_ignored_sends_to_the_default_queue(ev: Evidence) -> None:
     assert not ev.finding(OVERRIDE).holds
 
 
+DEFAULT_EXCHANGE = "a_named_queue_is_published_through_the_default_exchange"
+
+
+def test_a_named_queue_is_published_to_the_default_exchange_with_its_name(ev: Evidence) -> None:
+    """The holding example, as a real run read the messages' delivery_info: exchange '' and
+    the queue's name as routing key, for the route and for queue=."""
+    driver.check_default_exchange(ev, overrides())
+    assert ev.finding(DEFAULT_EXCHANGE).holds
+
+
+def test_a_named_queue_published_through_its_own_exchange_fails(ev: Evidence) -> None:
+    """A Celery that published through each queue's own direct exchange (as AMQP routing by
+    binding would): exchange 'routed_q' / 'explicit_q', though the messages land in the same lists."""
+    rows = [{**o, "exchange": o["routing_key"]} if o["exchange"] == "" else o for o in overrides()]
+    driver.check_default_exchange(ev, rows)
+    assert not ev.finding(DEFAULT_EXCHANGE).holds
+
+
+def test_a_routing_key_that_is_not_the_queue_name_fails(ev: Evidence) -> None:
+    """Published to '' with the default routing key 'celery' yet found in routed_q: the name
+    did not route it."""
+    rows = overrides()
+    rows[0] = {**rows[0], "routing_key": "celery"}
+    driver.check_default_exchange(ev, rows)
+    assert not ev.finding(DEFAULT_EXCHANGE).holds
+
+
 # --- fanout and a shared queue -----------------------------------------------------------------
 
 def worker(early: int, late: int, shared: int) -> Row:
@@ -292,3 +320,45 @@ def test_a_client_told_its_message_was_unroutable_is_caught(ev: Evidence, p: Par
     """AMQP's mandatory flag returns the message: the client hears of it."""
     driver.check_unroutable(ev, p, unroutable(errors=["MessageNacked: unroutable"]))
     assert not ev.finding("unroutable_messages_vanish_silently").holds
+
+
+# --- parameters that collide with the lab's own names ------------------------------------------
+
+def params(**changed: Any) -> Params:
+    return resolve(driver.PARAMS, {k: ",".join(v) if isinstance(v, list) else v
+                                   for k, v in changed.items()}, quick=False)
+
+
+def test_the_default_and_test_lab06_parameters_are_accepted() -> None:
+    driver.validate(params())
+    driver.validate(params(per_level="3", transient_keys=["info", "debug", "trace"],
+                           topic_patterns=["a.*", "a.#", "#.z", "*.*.z"],
+                           topic_keys=["a.b", "a", "z", "a.z", "b.c.z"], unroutable_key="fatal"))
+
+
+def test_empty_topic_lists_from_a_notebook_are_refused() -> None:
+    """A notebook can pass a list directly: an empty one would leave the topic check vacuous."""
+    with pytest.raises(SetupError, match="bad param topic_keys: empty"):
+        driver.validate(resolve(driver.PARAMS, {"topic_keys": []}, quick=False))
+
+
+@pytest.mark.parametrize(("changed", "named"), [
+    ({"unroutable_key": "error"}, "unroutable_key='error'"),  # bound to error_logs: it arrives
+    ({"unroutable_key": "debug"}, "unroutable_key='debug'"),  # bound to transient_logs
+    ({"transient_keys": ["info", "error"]}, "transient_keys"),  # error_logs would get 2 x per_level
+    ({"transient_keys": ["warning", "debug"]}, "transient_keys"),
+    ({"transient_keys": ["info", "info"]}, "transient_keys"),  # the first key is the last key
+    ({"transient_keys": ["info"]}, "transient_keys"),  # nothing to drop
+    ({"transient_keys": ["in fo", "debug"]}, "transient_keys"),
+    ({"unroutable_key": ""}, "unroutable_key"),
+    ({"topic_keys": ["kern", "kern.disk", "kern"]}, "topic_keys"),
+    ({"topic_patterns": ["kern.*", "kern.*"]}, "topic_patterns"),
+    ({"topic_patterns": ["ke*n.#"]}, "topic_patterns"),  # a '*' inside a word: a regex to kombu
+    ({"topic_keys": ["kern..disk"]}, "topic_keys"),  # an empty word
+    ({"topic_keys": ["kern.*"]}, "topic_keys"),
+])
+def test_colliding_or_unmeasurable_parameters_are_refused_in_one_line(changed: dict, named: str) -> None:
+    with pytest.raises(SetupError) as refused:
+        driver.validate(params(**changed))
+    message = str(refused.value)
+    assert message.startswith("bad param ") and named in message and "\n" not in message
