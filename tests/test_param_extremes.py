@@ -20,9 +20,14 @@ EXTREMES = {
                      "task_s=0.2", "kill_fractions=0.9"],
     "05_beat": ["interval=0.1", "window=1", "away=0.5", "gap=0.5", "both=0.5", "broken_interval=0.1",
                 "timezones=UTC,Asia/Kolkata"],
+    "06_routing": ["per_level=1", "broadcasts=1", "shared=2", "transient_keys=x,y", "topic_patterns=#",
+                   "topic_keys=a.b.c", "unroutable_key=Z", "timeout=10"],
     "07_pools": ["pools=prefork,threads,gevent", "process_concurrency=1,4", "green_concurrency=1,64",
                  "latency=0.04", "cpu_ms=5", "per_slot=1", "long_s=0.3", "shorts=4", "soft_limit=0.1",
                  "hard_limit=0.2"],
+    "08_observability": ["poll_s=1", "scrape_s=5", "task_s=0.01", "tasks=5", "failures=5",
+                         "scheduled=100", "countdown=0.5", "threshold=1", "result_expires=10",
+                         "failure_expires=11", "timeout=10"],
 }
 
 
