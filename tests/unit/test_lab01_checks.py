@@ -7,13 +7,13 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labkit.evidence import Evidence
 from labs.lab01_hello_world import driver
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -29,17 +29,6 @@ def tid(n: int) -> str:
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
-
-
-@pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert not ev.finding(finding_id).holds
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- the four ways to submit ------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab02_retry import driver
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -34,17 +34,6 @@ def iso(t: float) -> str:
 
 def params(**overrides: Any) -> Params:
     return resolve(driver.PARAMS, overrides, quick=False)
-
-
-@pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert not ev.finding(finding_id).holds
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- the anatomy of a retry -------------------------------------------------------------------

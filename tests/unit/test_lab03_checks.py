@@ -4,7 +4,6 @@ behaved otherwise would produce. No Redis, no worker: the data is shaped like me
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab03_bind_context import driver
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -30,17 +30,6 @@ def tid(n: int) -> str:
 
 def params(**overrides: Any) -> Params:
     return resolve(driver.PARAMS, overrides, quick=False)
-
-
-@pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert not ev.finding(finding_id).holds
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- request contexts -------------------------------------------------------------------------

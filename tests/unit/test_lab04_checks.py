@@ -5,7 +5,6 @@ redelivery.py's."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labkit.results import read_csv
 from labs.lab04_acks_late import driver, matrix
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -27,17 +27,6 @@ def tid(*parts: object) -> str:
 
 def params(**overrides: Any) -> Params:
     return resolve(driver.PARAMS, overrides, quick=False)
-
-
-@pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert not ev.finding(finding_id).holds
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- the fault matrix -------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +14,7 @@ import pytest
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab05_beat import driver
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -23,11 +23,6 @@ INTERVAL = 0.3  # the quick run's interval schedule
 # period - interval of each tick in a real quick run: beat keeps the interval within a few ms
 JITTER = [-0.0062, -0.0001, 0.0002, 0.0001, -0.0002, 0.0, 0.0001, 0.0001, 0.0002]
 MEAN_PERIOD = 0.2994  # what check_schedule stores as schedule.mean_period_s for such ticks
-
-
-@pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
 
 
 @pytest.fixture
@@ -41,11 +36,6 @@ def ev_scheduled(ev: Evidence) -> Evidence:
     ev.measured(schedule={"ticks": 10, "mean_period_s": MEAN_PERIOD, "worst_deviation_s": 0.0062,
                           "final_drift_s": -0.0058})
     return ev
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 def tid(n: int) -> str:

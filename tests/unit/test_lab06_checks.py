@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab06_routing import driver
 from labs.lab06_routing.measure import amqp_topic_match
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -24,18 +24,8 @@ QUEUES = ["error_logs", "warning_logs", "transient_logs"]
 
 
 @pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-@pytest.fixture
 def p() -> Params:
     return resolve(driver.PARAMS, {}, quick=True)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- the log-level example ---------------------------------------------------------------------

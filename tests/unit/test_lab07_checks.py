@@ -4,7 +4,6 @@ the rows are shaped like measure.py's (sweep.csv, time_limits, head_of_line.json
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labs.lab07_pools import driver
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 
@@ -37,18 +37,8 @@ SPEEDUP = 1.91  # the control: two plain processes against one, right after pref
 
 
 @pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-@pytest.fixture
 def p() -> Params:
     return resolve(driver.PARAMS, {}, quick=True)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 # --- the sweep ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ directory. Also: validate's refusals, and the states part's tasks holding a stat
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from labkit.evidence import Evidence
 from labkit.params import Params, resolve
 from labkit.results import write_csv
 from labs.lab08_observability import driver, tasks
+from tests.unit.checks import assert_only_fails
 
 Row = dict[str, Any]
 Timeline = list[tuple[float, str]]
@@ -25,18 +25,8 @@ T0 = 1_795_300_421.33  # a wall-clock instant of a real run
 
 
 @pytest.fixture
-def ev(tmp_path: Path) -> Evidence:
-    return Evidence(tmp_path)
-
-
-@pytest.fixture
 def p() -> Params:
     return resolve(driver.PARAMS, {}, quick=True)
-
-
-def assert_only_fails(ev: Evidence, finding_id: str) -> None:
-    """The named finding does not hold; every other finding of the same call still does."""
-    assert [f.id for f in ev.findings if not f.holds] == [finding_id]
 
 
 def tid(n: int) -> str:
