@@ -126,9 +126,9 @@ def test_prefork_confined_to_one_core_does_not_scale_cpu_work(ev: Evidence) -> N
 
 
 def test_on_a_machine_with_no_free_core_only_the_gil_half_is_decided(ev: Evidence) -> None:
-    """The control saw plain processes gain 1.1x: prefork cannot show parallelism, the finding
-    says so and still judges threads."""
-    driver.check_sweep(ev, sweep(prefork_2=(37.2, 44.0, 25.5)), CORES, 1.1)
+    """A CPU hog beside the run: plain processes gained 1.43x, prefork 0.99x (measured). The
+    finding says the prefork half cannot be decided and still judges threads."""
+    driver.check_sweep(ev, sweep(prefork_2=(43.0, 43.0, 25.5)), CORES, 1.43)
     assert ev.finding(GIL).holds and "cannot be decided" in ev.finding(GIL).expected
 
 
