@@ -17,7 +17,7 @@ EXTREMES = {
     "03_bind_context": ["poll_s=0.02", "steps=2", "step_s=0.06", "chain_length=2", "group_size=2",
                         "fail_times=1", "countdown=0.05", "timeout=10", "secret=abcd"],
     "04_acks_late": ["modes=late_retry,early", "faults=warm,child_kill", "tasks=1", "concurrency=1",
-                     "task_s=0.2", "kill_fractions=0.9"],
+                     "task_s=0.2", "kill_fractions=0.5"],
     "05_beat": ["interval=0.1", "window=1", "away=0.5", "gap=0.5", "both=0.5", "broken_interval=0.1",
                 "timezones=UTC,Asia/Kolkata"],
     "06_routing": ["per_level=1", "broadcasts=1", "shared=2", "transient_keys=x,y", "topic_patterns=#",

@@ -68,6 +68,9 @@ WHY = {
 # pool child's job is declared lost at a maintenance pass at least worker_lost_wait after the
 # child's death was seen, so up to about this long plus worker_lost_wait.
 MAINTAIN_POOL_S = 5.0
+# A fault is injected a few milliseconds after the driver decides to (more on a busy machine):
+# the task it aims at must still have this long to run.
+KILL_MARGIN_S = 0.1
 
 
 def expected(mode: str, fault: str) -> tuple[str, str]:
@@ -96,6 +99,11 @@ def validate(p: Params) -> None:
     unknown = (set(p.modes) - set(matrix.MODES)) | (set(p.faults) - set(matrix.FAULTS))
     if unknown:
         raise SetupError(f"bad param: unknown modes/faults {sorted(unknown)}")
+    left = (1 - max(p.kill_fractions)) * p.task_s
+    if left < KILL_MARGIN_S:
+        raise SetupError(f"bad param kill_fractions={max(p.kill_fractions):g}: a fault at that point "
+                         f"leaves {left:.2f} s of a {p.task_s:g} s task; under {KILL_MARGIN_S:g} s a busy "
+                         "machine lets the task finish before the kill lands, and it is no victim")
     busiest = (math.ceil(p.tasks / p.concurrency) + 1) * p.task_s + 0.5
     if p.visibility_timeout <= busiest:
         raise SetupError(f"bad param visibility_timeout={p.visibility_timeout}: a message can wait "

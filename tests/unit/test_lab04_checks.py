@@ -334,3 +334,13 @@ def test_a_guarded_charge_that_ran_only_once_is_caught(ev: Evidence) -> None:
     charge(ps, True)["starts"] = 1
     driver.check_idempotency(ev, ps[0])
     assert_only_fails(ev, "an_idempotency_key_makes_it_once")
+
+
+def test_a_fault_aimed_too_close_to_the_end_of_a_task_is_refused() -> None:
+    """At 0.9 of a 0.2 s task the task could finish before the kill lands (it did, beside a CPU
+    hog: a 'victim' that ran once), so the lab refuses the value instead of a wrong verdict."""
+    from labkit.errors import SetupError
+
+    with pytest.raises(SetupError, match=r"kill_fractions=0\.9"):
+        driver.validate(params(task_s=0.2, kill_fractions=[0.9]))
+    driver.validate(params(task_s=0.2, kill_fractions=[0.5]))
