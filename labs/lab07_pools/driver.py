@@ -267,7 +267,7 @@ LAB = Lab(
     figures=plots.FIGURES,
     params=PARAMS,
     validate=validate,
-    wall_time="default about 80 s, --quick about 50 s",
+    wall_time="default about 105 s, --quick about 60 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 07``.
