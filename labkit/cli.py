@@ -91,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from labkit import report, runner
+    from labkit import runner
     from labkit.results import read_result, results_root
 
     if args.lab != "all" and "," not in args.lab:
@@ -117,12 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         _print_outcome(outcome)
         outcomes.append(outcome)
-    root = args.results or results_root()
-    results = [read_result(o.run_dir) for o in outcomes]
-    path = report.write_report(root, results, failures)
     print()
-    print(report.table(report.summary_rows(results, failures)))
-    print(f"\nreport: {path}")
+    _report(args.results or results_root(), [read_result(o.run_dir) for o in outcomes], failures)
     if failures:
         return 2
     return 0 if all(o.exit_code == 0 for o in outcomes) else 1
@@ -146,10 +142,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     results = report.newest_results(root)
     if not results:
         raise SetupError(f"no result.json under {root}: run a lab first")
-    path = report.write_report(root, results, {})
-    print(report.table(report.summary_rows(results, {})))
-    print(f"\nreport: {path}")
+    _report(root, results, {})
     return 0
+
+
+def _report(root: Path, results: list[dict], failures: dict[str, str]) -> None:
+    """REPORT.md under ``root``, and its summary table on the terminal."""
+    from labkit import report
+
+    path = report.write_report(root, results, failures)
+    print(report.table(report.summary_rows(results, failures)))
+    print(f"\nreport: {path}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

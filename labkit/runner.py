@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from labkit.lab import Lab
 from labkit.params import Params, draw
 from labkit.params import resolve as resolve_params
 from labkit.plotting import draw_all
+from labkit.progress import Progress
 from labkit.results import (
     RESULT_FILE,
     Finding,
@@ -78,9 +78,8 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
     lab = catalog.resolve(lab) if isinstance(lab, str) else lab
     if random_params is not None:
         values = drawn_params(lab, random_params, quick)
-        if progress:
-            print(f"[{lab.id}] random params (seed {random_params}): "
-                  + " ".join(f"{k}={v}" for k, v in values.items()), file=sys.stderr, flush=True)
+        Progress(lab.id, progress).step(f"random params (seed {random_params}): "
+                                        + " ".join(f"{k}={v}" for k, v in values.items()))
     else:
         values = resolve_params(lab.params, params or [], quick)
         if lab.validate:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,15 +36,15 @@ from labkit.workers import Beat, Flower, Worker
 
 
 def open_broker(registry: ProcessRegistry, workdir: Path, url: str | None,
-                step: Progress) -> Broker:
+                step: Callable[[str], None]) -> Broker:
     """An external Redis at ``url`` (checked, keys prefixed), or a private embedded one."""
     if url:
         broker = connect_external(url)
-        step.step(f"external Redis {broker.server_version}; this run's keys are "
+        step(f"external Redis {broker.server_version}; this run's keys are "
                   f"prefixed {broker.prefix!r}")
     else:
         broker = start_embedded(registry, workdir)
-        step.step(f"embedded redis-server {broker.server_version} ({broker.source}) "
+        step(f"embedded redis-server {broker.server_version} ({broker.source}) "
                   f"up in {broker.startup_s:.3f} s at {broker.url}")
     return broker
 
@@ -87,7 +87,7 @@ class LabSession:
         self._stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
         self._stack.callback(self._forget_external_keys)
         self._stack.callback(self.registry.reap_all)
-        self.broker = open_broker(self.registry, self.tmp / "redis", self._broker_url, self.progress)
+        self.broker = open_broker(self.registry, self.tmp / "redis", self._broker_url, self.step)
         self.run_settings = RunSettings.for_run(self.broker, self._lab_settings)
         self.app = self._stack.enter_context(client_app(self.run_settings))
         self.events = EventRecorder(self.app)

@@ -50,15 +50,14 @@ def validate(p: Params) -> None:
                          f"{p.backoff_retries} jittered retries cannot tell full jitter from none "
                          f"(chance band +/-{band:.2f} of the mean: it must stay under 0.5); raise "
                          "backoff_tasks or backoff_retries")
+    low, high = race_band(p.visibility_timeout, p.sweep)
     for ratio in p.ratios:
         countdown = ratio * p.visibility_timeout
-        if (p.visibility_timeout - ONCE_MARGIN <= countdown
-                <= p.visibility_timeout + p.sweep + RACE_MARGIN):
+        if low <= countdown <= high:
             raise SetupError(
                 f"bad param ratios={ratio:g}: a countdown of {countdown:.2f} s against "
                 f"visibility_timeout {p.visibility_timeout:g} s is a race between the worker and "
-                f"kombu's sweep (from {p.visibility_timeout - ONCE_MARGIN:.2f} to "
-                f"{p.visibility_timeout + p.sweep + RACE_MARGIN:.2f} s); choose a ratio outside it")
+                f"kombu's sweep (from {low:.2f} to {high:.2f} s); choose a ratio outside it")
 
 
 def settings(p: Params) -> dict[str, Any]:
@@ -269,6 +268,11 @@ ONCE_MARGIN = 0.2
 RACE_MARGIN = 0.5
 
 
+def race_band(visibility_timeout: float, sweep: float) -> tuple[float, float]:
+    """The countdowns (seconds) whose outcome is a race: no claim, so validate refuses them."""
+    return visibility_timeout - ONCE_MARGIN, visibility_timeout + sweep + RACE_MARGIN
+
+
 def fix_visibility_timeout(p: Params) -> float:
     """The fix: comfortably longer than the longest countdown (never inside the race margin)."""
     longest = max(p.ratios) * p.visibility_timeout
@@ -281,12 +285,13 @@ def check_visibility(ev: Evidence, phases: list[dict]) -> None:
         summary = {"countdown_s": round(ph["countdown"], 3),
                    "visibility_timeout_s": round(ph["visibility_timeout"], 3),
                    "executions_per_task": sorted(counts), "redelivered_runs": ph["redelivered_runs"]}
-        if ph["countdown"] + ONCE_MARGIN < ph["visibility_timeout"]:
+        low, high = race_band(ph["visibility_timeout"], ph["sweep"])
+        if ph["countdown"] < low:
             claim = ("an ETA shorter than visibility_timeout runs once" if ph["name"] != "fix" else
                      "the fix: a visibility_timeout longer than the longest ETA runs every task once")
             ev.check(f"visibility_{ph['name']}_runs_once", claim, summary, "1 execution per task",
                      counts and all(c == 1 for c in counts))
-        elif ph["countdown"] > ph["visibility_timeout"] + ph["sweep"] + RACE_MARGIN:
+        elif ph["countdown"] > high:
             ev.check(f"visibility_{ph['name']}_runs_again",
                      "an ETA longer than visibility_timeout is restored to the queue while the worker "
                      "holds it, delivered again, and the task runs more than once",

@@ -183,22 +183,18 @@ def check_redelivery(ev: Evidence, parts: list[dict[str, Any]]) -> None:
     for part in parts:
         vt, sweep = part["visibility_timeout"], part["sweep"]
         for again in part["again"]:
+            row = {"visibility_timeout": vt, "id": again["id"], "after_delivery_s": None,
+                   "after_fault_s": round(again["t"] - part["fault"], 3),
+                   "earliest_s": None, "latest_s": None, "redelivered_flag": again["redelivered"]}
             scored = part["scored"].get(again["id"])
-            if scored is None:  # never seen in unacked_index: acks_late did not hold it
-                rows.append({"visibility_timeout": vt, "id": again["id"], "after_delivery_s": None,
-                             "after_fault_s": round(again["t"] - part["fault"], 3),
-                             "earliest_s": None, "latest_s": None,
-                             "redelivered_flag": again["redelivered"]})
-                continue
-            # restored by the first sweep after score + vt that a live worker runs
-            earliest = scored + vt
-            latest = max(earliest, part["fresh_ready"]) + sweep + 0.6
-            rows.append({"visibility_timeout": vt, "id": again["id"],
-                         "after_delivery_s": round(again["t"] - scored, 3),
-                         "after_fault_s": round(again["t"] - part["fault"], 3),
-                         "earliest_s": round(earliest - scored, 3),
-                         "latest_s": round(latest - scored, 3),
-                         "redelivered_flag": again["redelivered"]})
+            if scored is not None:  # else never in unacked_index: acks_late did not hold it
+                # restored by the first sweep after score + vt that a live worker runs
+                earliest = scored + vt
+                latest = max(earliest, part["fresh_ready"]) + sweep + 0.6
+                row.update(after_delivery_s=round(again["t"] - scored, 3),
+                           earliest_s=round(earliest - scored, 3),
+                           latest_s=round(latest - scored, 3))
+            rows.append(row)
     ev.write_csv("redelivery.csv", rows)
     ev.measured(redelivery=rows)
     # every task the kill caught unfinished must come back (one a late kill let finish need not)

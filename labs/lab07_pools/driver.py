@@ -76,10 +76,9 @@ def measure_lab(s: LabSession) -> None:
     plan = configs(p)
     s.step(f"sweep: {len(plan)} worker configurations x io/cpu/mixed; {p.cpu_ms} ms of CPU = "
            f"{iterations} iterations; {cores} cores")
-    rows = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cpu_s=p.cpu_ms / 1000,
+    rows, control = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cpu_s=p.cpu_ms / 1000,
                          cores=cores, per_slot=p.per_slot, timeout=p.timeout)
     s.measured(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
-    control = next((r.pop("control") for r in rows if "control" in r), None)
     s.write_csv("sweep.csv", rows)
     if control:
         s.step(f"control: {control['processes']} plain processes ran the CPU work "

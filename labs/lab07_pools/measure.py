@@ -72,8 +72,11 @@ def parallel_speedup(iterations: int, processes: int, cpu_s: float) -> dict[str,
 
 def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float,
           iterations: int, cpu_s: float, cores: int, per_slot: int,
-          timeout: float) -> list[dict[str, Any]]:
+          timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every configuration's rows, and the control (plain processes) taken right after
+    prefork's CPU batch at the concurrency the CPU claim compares with."""
     rows = []
+    control = None
     control_at = cpu_reference([c for pool, c in configs if pool == "prefork"], cores)
     for pool, concurrency in configs:
         worker = session.start_worker(f"{pool}{concurrency}", pool=pool, concurrency=concurrency,
@@ -97,7 +100,7 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
                          "start_s": worker.ready_s, "rss_mb": rss / 1e6, **measured})
             if pool == "prefork" and name == "cpu" and concurrency == control_at:
                 # the machine's parallelism at the same moment, for the CPU claim's margin
-                rows[-1]["control"] = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
+                control = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
     # the CPU cost is what the fastest execution of the CPU task took in any worker (the
@@ -109,7 +112,7 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
         r["ideal"] = {"io": c / latency, "cpu": min(c, cores) / cost,
                       "mixed": min(c / (cost + latency), cores / cost)}[r["workload"]]
         r["ratio"] = r["throughput"] / r["ideal"]
-    return rows
+    return rows, control
 
 
 def time_limits(session: LabSession, pools: list[str], soft: float, hard: float, runs_for: float,
