@@ -146,25 +146,34 @@ def start_embedded(registry: ProcessRegistry, workdir: Path, timeout: float = 5.
     raise SetupError(f"embedded redis-server ({binary}) failed to start: {last_error}")
 
 
-def connect_external(url: str, run_tag: str | None = None) -> Broker:
-    """Check an external Redis fast (exit 2 within seconds, not a reconnect loop)."""
+def connect_client(url: str) -> redis.Redis:
+    """A client for ``url``, checked fast: reachable and >= 6.2, else SetupError (exit 2)."""
     scheme = urlparse(url).scheme
     if scheme not in ("redis", "rediss"):
         raise SetupError(f"unsupported broker URL {url!r}: use redis://host:port/db or rediss://")
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                  socket_timeout=CONNECT_TIMEOUT)
     try:
-        with redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                  socket_timeout=CONNECT_TIMEOUT) as client:
-            version = client.info("server")["redis_version"]
+        version = client.info("server")["redis_version"]
     except (redis.RedisError, OSError, ValueError) as exc:
-        raise SetupError(f"broker unreachable at {_redact(url)}: {exc}") from None
+        client.close()
+        raise SetupError(f"broker unreachable at {redact(url)}: {exc}") from None
     if tuple(int(x) for x in version.split(".")[:2]) < MIN_REDIS:
-        raise SetupError(f"Redis at {_redact(url)} is {version}; kombu 5.7 needs >= 6.2")
+        client.close()
+        raise SetupError(f"Redis at {redact(url)} is {version}; kombu 5.7 needs >= 6.2")
+    return client
+
+
+def connect_external(url: str, run_tag: str | None = None) -> Broker:
+    """Check an external Redis fast (exit 2 within seconds, not a reconnect loop)."""
+    with connect_client(url) as client:
+        version = client.info("server")["redis_version"]
     tag = run_tag or uuid.uuid4().hex[:8]
     return Broker(url, embedded=False, prefix=f"celerylab:{tag}:", server_version=version,
                   source="external")
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     parsed = urlparse(url)
     if parsed.password:
         return url.replace(f":{parsed.password}@", ":***@")

@@ -1,4 +1,5 @@
-"""``celery-lab`` (also ``python -m labkit``): list, run, report, doctor, env, redis.
+"""``celery-lab`` (also ``python -m labkit``): list, run, report, doctor, env, redis, reset,
+walkthrough.
 
 Exit codes: 0 every finding held; 1 a finding did not hold (or a lab crashed); 2 setup error
 (no Redis binary, broker unreachable, unknown lab, bad param) with one line and no traceback;
@@ -53,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
 
     redis_cmd = sub.add_parser("redis", help="run a private redis-server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
+
+    reset = sub.add_parser("reset", help="remove one lab's messages, counters and results from "
+                                         "a workshop Redis (stop its workers first)")
+    reset.add_argument("lab", help="a lab number or name")
+    reset.add_argument("--broker", help="Redis URL (default: $CELERY_BROKER_URL, else "
+                                        "redis://localhost:6379/0)")
+
+    walk = sub.add_parser("walkthrough", help="rehearse a lab's README walkthrough: every step "
+                                              "typed, every output checked, each section timed")
+    walk.add_argument("lab", help="a lab number or name, several (01,03), or 'all'")
     return parser
 
 
@@ -62,7 +73,7 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "doctor", "redis"):
+    if args.command in ("run", "doctor", "redis", "walkthrough"):
         os.environ.setdefault("MPLBACKEND", "Agg")
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         # a shell starts background jobs with SIGINT ignored, and Python keeps it so: a run
@@ -196,8 +207,41 @@ def cmd_redis(args: argparse.Namespace) -> int:
     return proc.returncode or 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from app.config import BROKER_ENV, DEFAULT_BROKER_URL
+    from labkit.broker import connect_client, redact
+    from labkit.reset import reset
+
+    lab = catalog.resolve(args.lab)
+    url = args.broker or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
+    removed = reset(connect_client(url), lab.id.split("_", 1)[0])
+    print(f"{removed.line(lab.id.split('_', 1)[0])} on {redact(url)}")
+    return 0
+
+
+def cmd_walkthrough(args: argparse.Namespace) -> int:
+    from labkit.walkthrough.play import play, readme_of
+    from labkit.walkthrough.terminals import StepFailed
+
+    labs = (catalog.all_labs() if args.lab == "all"
+            else [catalog.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
+    failed = 0
+    for lab in labs:
+        try:
+            rehearsal = play(readme_of(lab.id), say=lambda line: print(line, file=sys.stderr,
+                                                                       flush=True))
+        except StepFailed as exc:
+            print(f"{lab.id}: walkthrough departs from its README\n{exc}")
+            failed += 1
+            continue
+        print(f"{lab.id}: walkthrough followed in {rehearsal.wall_s:.0f} s")
+        for section, seconds in rehearsal.sections.items():
+            print(f"  {seconds:6.1f} s  {section}")
+    return 1 if failed else 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "doctor": cmd_doctor,
-            "env": cmd_env, "redis": cmd_redis}
+            "env": cmd_env, "redis": cmd_redis, "reset": cmd_reset, "walkthrough": cmd_walkthrough}
 
 
 def run_script(lab: Lab) -> int:
