@@ -220,6 +220,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
+    from labkit.walkthrough.parse import WalkthroughError
     from labkit.walkthrough.play import play, readme_of
     from labkit.walkthrough.terminals import StepFailed
 
@@ -230,7 +231,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
         try:
             rehearsal = play(readme_of(lab.id), say=lambda line: print(line, file=sys.stderr,
                                                                        flush=True))
-        except StepFailed as exc:
+        except (StepFailed, WalkthroughError) as exc:
             print(f"{lab.id}: walkthrough departs from its README\n{exc}")
             failed += 1
             continue

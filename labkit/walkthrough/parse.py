@@ -96,7 +96,8 @@ def steps(readme: Path) -> list[Step]:
         if "term" not in attrs:
             if lang in ("console", "pycon", "keys", "bash", "sh", "shell", "python", "py"):
                 raise WalkthroughError(f"{where}: a '{lang}' block without term=N is a step no "
-                                       f"test executes (tag it, or make it a 'text' block)")
+                                       f"test executes (tag it term=N; a block that is not a step has "
+                                       f"no language)")
             continue
         if lang not in KINDS:
             raise WalkthroughError(f"{where}: unknown block kind {lang!r} (one of {KINDS})")
