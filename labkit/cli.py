@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
     redis_cmd = sub.add_parser("redis", help="run a private redis-server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
+    redis_cmd.add_argument("--bind", default="127.0.0.1",
+                           help="interface to listen on (default loopback only; another one "
+                                "needs --password)")
+    redis_cmd.add_argument("--password", help="require this password (AUTH); for sharing one "
+                                              "Redis with a room on purpose, see docs/workshop.md")
 
     reset = sub.add_parser("reset", help="remove one lab's messages, counters and results from "
                                          "a workshop Redis (stop its workers first)")
@@ -172,7 +177,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(args.broker)
 
 
+PASSWORD_ENV = "REDIS_PASSWORD"
+
+
 def cmd_env(args: argparse.Namespace) -> int:
+    """Exports to ``eval``. A password in ``--broker`` is never printed: the lines refer to
+    ``$REDIS_PASSWORD`` instead, which the shell fills in when it evaluates them."""
+    from urllib.parse import urlparse
+
     from app.config import BACKEND_ENV, BROKER_ENV, SETTINGS_ENV
     from labkit.params import resolve as resolve_params
 
@@ -180,30 +192,52 @@ def cmd_env(args: argparse.Namespace) -> int:
     if args.lab:
         lab = catalog.resolve(args.lab)
         settings = lab.celery_settings(resolve_params(lab.params, args.param, args.quick))
-    print(f"export {BROKER_ENV}='{args.broker}'")
-    print(f"export {BACKEND_ENV}='{args.broker}'")
+    url, quote = args.broker, "'"
+    password = urlparse(url).password
+    if password:
+        url, quote = url.replace(f":{password}@", f":${{{PASSWORD_ENV}}}@", 1), '"'
+        print(f"# the password is read from ${PASSWORD_ENV} when these lines are evaluated: "
+              f"export {PASSWORD_ENV} first")
+    print(f"export {BROKER_ENV}={quote}{url}{quote}")
+    print(f"export {BACKEND_ENV}={quote}{url}{quote}")
     print(f"export {SETTINGS_ENV}='{json.dumps(settings, sort_keys=True)}'")
     return 0
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
     """A foreground Redis for the by-hand workshop, from the same binary the labs use."""
     import subprocess
+    import tempfile
 
     from labkit.broker import find_redis_server
 
+    if args.bind not in LOOPBACK and not args.password:
+        raise SetupError(f"--bind {args.bind} offers Redis to the network: add --password "
+                         f"(anyone who can write to the broker can run any task)")
     binary, source = find_redis_server()
-    print(f"redis-server from {source} on redis://127.0.0.1:{args.port}/0 (Ctrl-C stops it)",
-          file=sys.stderr, flush=True)
-    proc = subprocess.Popen([binary, "--port", str(args.port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", "/tmp"])
-    try:
-        while proc.poll() is None:
-            time.sleep(0.5)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=5)
+    with tempfile.TemporaryDirectory(prefix="celery-lab-redis-") as workdir:
+        # the password goes in a private config file, never on a command line `ps` shows
+        config = Path(workdir) / "redis.conf"
+        config.touch(mode=0o600)
+        lines = [f"port {args.port}", f"bind {args.bind}", 'save ""', "appendonly no",
+                 f"dir {workdir}", "databases 64"]     # a db per attendee when shared
+        if args.password:
+            lines.append(f"requirepass {args.password}")
+        config.write_text("\n".join(lines) + "\n")
+        auth = ":***@" if args.password else ""
+        print(f"redis-server from {source} on redis://{auth}{args.bind}:{args.port}/0 "
+              f"(Ctrl-C stops it)", file=sys.stderr, flush=True)
+        proc = subprocess.Popen([binary, str(config)])
+        try:
+            while proc.poll() is None:
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=5)
     return proc.returncode or 0
 
 

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit.broker import find_redis_server
+from labkit.broker import find_redis_server, redact
 from labkit.params import Params
 from labkit.results import versions
 from labkit.session import LabSession
@@ -24,7 +24,7 @@ def doctor(broker_url: str | None) -> int:
             for name, version in versions(session.broker.server_version).items():
                 print(f"{name}: {version}")
             where = "embedded" if session.broker.embedded else "external"
-            print(f"broker: {where} {session.broker.url}"
+            print(f"broker: {where} {redact(session.broker.url)}"
                   + (f" up in {session.broker.startup_s:.3f} s" if session.broker.startup_s else ""))
             worker = session.start_worker("doctor", concurrency=1)
             print(f"worker: ready in {worker.ready_s:.2f} s")
