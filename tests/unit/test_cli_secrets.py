@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 from labkit.cli import main
 
@@ -23,6 +24,9 @@ def test_env_without_a_password_prints_the_url_as_it_is(capsys):
     assert "export CELERY_BROKER_URL='redis://localhost:6380/3'" in capsys.readouterr().out
 
 
-def test_redis_refuses_the_network_without_a_password(capsys):
-    assert main(["redis", "--bind", "0.0.0.0"]) == 2
-    assert "--password" in capsys.readouterr().err
+def test_redis_refuses_the_network_without_a_password():
+    # a subprocess: `redis` installs its own signal handlers, which pytest's process must keep
+    refused = subprocess.run([sys.executable, "-m", "labkit", "redis", "--bind", "0.0.0.0"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "--password" in refused.stderr
