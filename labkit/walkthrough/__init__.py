@@ -11,6 +11,10 @@ string (which renderers do not show), so a machine can follow the same steps:
 - ``keys term=N``: ``Ctrl-C`` (SIGINT) or ``Ctrl-\\`` (SIGQUIT) pressed in terminal N; the
   next step waits for the prompt to come back, unless ``running`` says it does not stop at once.
 
-Expected output uses doctest's ``...`` for ids, pids and timings. :mod:`parse` reads the
+Expected output uses doctest's ``...`` for ids, pids and timings. In a ``pycon`` block an output
+line cannot *start* with ``...`` (doctest reads it as more code): print a label first. The
+rehearsal substitutes only the README's text (ports 6379 and 5555, ``/tmp/``), never a
+program's output: write ``celery-lab env NN --broker redis://localhost:6379/0``, not a bare
+``celery-lab env NN``, whose default the rehearsal cannot see. :mod:`parse` reads the
 blocks, :mod:`terminals` plays the terminals, :mod:`play` runs the steps and times them.
 """

@@ -56,7 +56,9 @@ class Running:
         # a pseudo-terminal, not a pipe: C programs (redis-cli MONITOR) buffer a pipe's output
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *WINDOW, 0, 0))
-        self.proc = subprocess.Popen(["bash", "-c", f"exec {line}"], env=env, cwd=cwd,
+        # bash runs a lone simple command in its own process (`VAR=x cmd` included), so the
+        # command leads the process group as a terminal's foreground job does
+        self.proc = subprocess.Popen(["bash", "-c", line], env=env, cwd=cwd,
                                      stdin=slave, stdout=slave, stderr=slave,
                                      start_new_session=True)
         os.close(slave)

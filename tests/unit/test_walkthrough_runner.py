@@ -64,8 +64,7 @@ def test_a_walkthrough_follows_shells_running_processes_python_and_keys(tmp_path
         # t
 
         ```console term=1 running
-        $ export WORD=ready
-        $ python -c "import os, time; print(os.environ['WORD'], flush=True); time.sleep(60)"
+        $ WORD=ready python -c "import os, time; print(os.environ['WORD'], flush=True); time.sleep(60)"
         ready
         ```
 
