@@ -4,7 +4,9 @@ The README stays Markdown for people; its fenced blocks carry a terminal tag in 
 string (which renderers do not show), so a machine can follow the same steps:
 
 - ``console term=N``: commands typed at terminal N's shell prompt (``$ ...``), each followed by
-  the output it prints. ``running`` in the tag: the block's last command keeps running (Redis,
+  the output it prints. ``until=S`` in the tag: a state that settles; the block is typed again
+  (as a person looks again a moment later) until its output matches, for up to S seconds.
+  ``running`` in the tag: the block's last command keeps running (Redis,
   a worker, beat, Flower), and the lines after it are the log lines to wait for.
 - ``text term=N``: more lines to wait for in terminal N, where something keeps running.
 - ``pycon term=N``: a Python session in terminal N (``>>>``), checked with :mod:`doctest`.

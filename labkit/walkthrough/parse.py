@@ -30,6 +30,7 @@ class Step:
     section: str                    # the heading the step sits under
     running: bool = False
     timeout: float | None = None
+    until: float | None = None      # console: look again (re-run) until it matches, this long
     commands: tuple[Command, ...] = field(default=())
 
     @property
@@ -106,12 +107,16 @@ def steps(readme: Path) -> list[Step]:
             raise WalkthroughError(f"{where}: unknown flag(s) {sorted(unknown)}")
         body = token.content.rstrip("\n")
         step = Step(lang, attrs["term"], body, lineno, section, running="running" in flags,
-                    timeout=float(attrs["timeout"]) if "timeout" in attrs else None)
+                    timeout=float(attrs["timeout"]) if "timeout" in attrs else None,
+                    until=float(attrs["until"]) if "until" in attrs else None)
         if lang == "console":
             step = Step(**{**step.__dict__, "commands": console_commands(body, where)})
         elif step.running and lang != "keys":
             raise WalkthroughError(f"{where}: 'running' tags a console block (it starts "
                                    f"something) or a keys block (it does not stop at once)")
+        if step.until is not None and (lang != "console" or step.running):
+            raise WalkthroughError(f"{where}: until= re-runs typed commands; it fits a console "
+                                   f"block that starts nothing running")
         if lang == "keys" and body.strip() not in KEYS:
             raise WalkthroughError(f"{where}: keys blocks press one of {KEYS}")
         if lang == "text" and not body.strip():

@@ -97,22 +97,16 @@ def play(readme: Path, workdir: Path | None = None,
 
 def _do(step: Step, term: Terminal, where: str) -> None:
     if step.kind == "console":
-        last = len(step.commands) - 1
-        for index, command in enumerate(step.commands):
-            if step.running and index == last:
-                running = term.start(command.line, where)
-                wants = [w for w in command.want.splitlines() if w.strip() not in ("", "...")]
-                running.wait_for(wants, step.timeout or WAIT_TIMEOUT, where)
-                continue
-            if command.line in PYTHON:
-                term.session()
-                got = ""
-            else:
-                got = term.type(command.line, step.timeout or COMMAND_TIMEOUT, where)
-            if not check_output(command.want, got):
-                raise StepFailed(f"{where}: `$ {command.line}` printed\n{plain(got).rstrip()}\n"
-                                 f"but the README expects\n{command.want}")
-    elif step.kind == "text":
+        deadline = time.monotonic() + (step.until or 0)
+        while True:
+            try:
+                _console(step, term, where)
+                return
+            except StepFailed:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.3)             # a person looks again a moment later
+    if step.kind == "text":
         if term.running is None:
             raise StepFailed(f"{where}: nothing runs in terminal {step.term} to show this")
         wants = [w for w in step.body.splitlines() if w.strip() not in ("", "...")]
@@ -127,3 +121,21 @@ def _do(step: Step, term: Terminal, where: str) -> None:
         if not step.running and not term.running.exited(step.timeout or WAIT_TIMEOUT):
             raise StepFailed(f"{where}: `{term.running.line}` still runs "
                              f"{step.timeout or WAIT_TIMEOUT:g} s after {step.body.strip()}")
+
+
+def _console(step: Step, term: Terminal, where: str) -> None:
+    last = len(step.commands) - 1
+    for index, command in enumerate(step.commands):
+        if step.running and index == last:
+            running = term.start(command.line, where)
+            wants = [w for w in command.want.splitlines() if w.strip() not in ("", "...")]
+            running.wait_for(wants, step.timeout or WAIT_TIMEOUT, where)
+            continue
+        if command.line in PYTHON:
+            term.session()
+            got = ""
+        else:
+            got = term.type(command.line, step.timeout or COMMAND_TIMEOUT, where)
+        if not check_output(command.want, got):
+            raise StepFailed(f"{where}: `$ {command.line}` printed\n{plain(got).rstrip()}\n"
+                             f"but the README expects\n{command.want}")

@@ -101,3 +101,26 @@ def test_a_walkthrough_follows_shells_running_processes_python_and_keys(tmp_path
 def test_a_departure_from_the_readme_fails_the_walkthrough(tmp_path, bad):
     with pytest.raises(StepFailed):
         play(_readme(tmp_path, f"# t\n\n{bad}\n"), workdir=tmp_path / "work")
+
+
+SETTLING = """\
+```console term=1 running
+$ python -c "import time; print('up', flush=True); time.sleep(1); open('/tmp/f', 'w'); time.sleep(60)"
+up
+```
+
+```console term=2{until}
+$ test -e /tmp/f && echo x
+x
+```
+
+```keys term=1
+Ctrl-C
+```
+"""
+
+
+def test_until_looks_again_while_a_state_settles_and_only_then(tmp_path):
+    play(_readme(tmp_path, "# t\n\n" + SETTLING.format(until=" until=15")), workdir=tmp_path / "a")
+    with pytest.raises(StepFailed):
+        play(_readme(tmp_path, "# t\n\n" + SETTLING.format(until="")), workdir=tmp_path / "b")
