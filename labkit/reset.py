@@ -2,8 +2,10 @@
 
 Only the lab's own: its messages (tasks named ``labNN.*``) in any queue and among the
 unacked deliveries, its counter keys (``labNN:*``), and the results of the task ids found
-there. Other labs' messages, the bindings and everyone else's keys stay. Stop the lab's
-workers first: a running worker holds reserved and ETA messages the reset cannot see.
+there (a result key does not say which task wrote it, so a result whose id the lab recorded
+nowhere stays until ``result_expires``). Other labs' messages, the bindings and everyone
+else's keys stay. Stop the lab's workers first: a running worker holds reserved and ETA
+messages the reset cannot see.
 """
 
 from __future__ import annotations
@@ -53,6 +55,25 @@ def queues(client: redis.Redis) -> set[bytes]:
     return lists
 
 
+def _ids_in(client: redis.Redis, key: bytes) -> set[str]:
+    """Task ids a lab's counter holds: the fields of a hash keyed by task id, or the ``id`` of
+    each JSON record in a list (``labkit.taskside``)."""
+    kind = client.type(key)
+    if kind == b"hash":
+        return {field.decode() for field in client.hkeys(key)}
+    if kind != b"list":
+        return set()
+    ids = set()
+    for raw in client.lrange(key, 0, -1):
+        try:
+            row = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("id"):
+            ids.add(str(row["id"]))
+    return ids
+
+
 def reset(client: redis.Redis, number: str) -> Removed:
     mine = f"lab{number}."
     removed, ids = Removed(), set()
@@ -73,8 +94,7 @@ def reset(client: redis.Redis, number: str) -> Removed:
             client.zrem(UNACKED_INDEX, tag)
             ids.add(task_id)
     for key in list(client.scan_iter(match=f"lab{number}:*")):
-        if client.type(key) == b"hash":
-            ids.update(field.decode() for field in client.hkeys(key))
+        ids.update(_ids_in(client, key))
         removed.keys += client.delete(key)
     for task_id in ids - {""}:
         removed.results += client.delete(RESULT_KEY.format(task_id))

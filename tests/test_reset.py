@@ -24,15 +24,15 @@ def test_reset_removes_the_labs_messages_counters_and_results_only(session):
                                                  "celery"])})
     r.zadd("unacked_index", {"t1": 1.0, "t2": 2.0})
     r.hset("lab04:starts", mapping={"e": 1, "a": 2})
-    r.rpush("lab04:runs", "{}")
+    r.rpush("lab04:runs", "{}", json.dumps({"id": "f"}), "not json")
     r.hset("lab02:executions", "keep-2", 1)
-    for task_id in ("a", "b", "c", "d", "e", "p", "keep-1", "keep-2"):
+    for task_id in ("a", "b", "c", "d", "e", "f", "p", "keep-1", "keep-2"):
         r.set(f"celery-task-meta-{task_id}", "{}")
     r.set("someone-elses-key", 1)
 
     removed = reset(r, "04")
 
-    assert (removed.queued, removed.unacked, removed.keys, removed.results) == (4, 1, 2, 6)
+    assert (removed.queued, removed.unacked, removed.keys, removed.results) == (4, 1, 2, 7)
     assert r.lrange("lab04", 0, -1) == []
     assert [json.loads(m)["headers"]["id"] for m in r.lrange("celery", 0, -1)] == ["keep-1"]
     assert r.llen("celery\x06\x163") == 0

@@ -60,7 +60,7 @@ class Running:
         # command leads the process group as a terminal's foreground job does
         self.proc = subprocess.Popen(["bash", "-c", line], env=env, cwd=cwd,
                                      stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_terminal_signals)
         os.close(slave)
         self._reader = threading.Thread(target=self._copy, args=(master,), daemon=True)
         self._reader.start()
@@ -132,6 +132,13 @@ class Running:
         self._out.close()
 
 
+def _terminal_signals() -> None:
+    """Ctrl-C and Ctrl-\\ act as in a terminal even when the rehearsal itself runs as a
+    background job, whose children inherit SIGINT ignored (and no shell can undo that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -199,6 +206,9 @@ class Terminal:
         return self.workdir / f"term{self.name}-{self._count:02d}-{what}"
 
     def _wait_idle(self, where: str) -> None:
+        if self.python is not None:
+            raise StepFailed(f"{where}: terminal {self.name} is in a Python session; a shell "
+                             f"command cannot be typed there (use another terminal)")
         if self.running is not None:
             if not self.running.exited(30):
                 raise StepFailed(f"{where}: terminal {self.name} still runs `{self.running.line}`;"
@@ -237,7 +247,7 @@ class Terminal:
 
     def session(self) -> PythonSession:
         if self.python is None:
-            self._wait_idle("python")
+            self._wait_idle(f"terminal {self.name}")
             self.python = PythonSession(self.env, self.cwd, self._file("python-stderr"))
         return self.python
 

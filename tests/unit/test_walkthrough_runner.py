@@ -3,6 +3,7 @@ README's expected output fails (each check fed a counter-example). No Redis need
 
 from __future__ import annotations
 
+import signal
 import textwrap
 
 import pytest
@@ -95,6 +96,8 @@ def test_a_walkthrough_follows_shells_running_processes_python_and_keys(tmp_path
     "```console term=1 running timeout=1\n$ sleep 30\nnever printed\n```",
     "```console term=1\n$ python\n```\n\n```pycon term=1\n>>> 1 + 1\n3\n```",
     "```console term=1\n$ python\n```\n\n```pycon term=1\n>>> name_from_nowhere\n```",
+    "```console term=1\n$ python\n```\n\n```console term=1\n$ echo typed into python\n"
+    "typed into python\n```",
     "```console term=1 running\n$ python -c 'print(1, flush=True)'\n1\n```\n\n"
     "```text term=1 timeout=1\nnot in the log\n```",
 ])
@@ -124,3 +127,25 @@ def test_until_looks_again_while_a_state_settles_and_only_then(tmp_path):
     play(_readme(tmp_path, "# t\n\n" + SETTLING.format(until=" until=15")), workdir=tmp_path / "a")
     with pytest.raises(StepFailed):
         play(_readme(tmp_path, "# t\n\n" + SETTLING.format(until="")), workdir=tmp_path / "b")
+
+
+def test_ctrl_c_stops_a_program_even_when_the_rehearsal_runs_in_the_background(tmp_path):
+    """A shell starts background jobs with SIGINT ignored, and children inherit that: a
+    terminal's Ctrl-C must still reach what the walkthrough started."""
+    readme = _readme(tmp_path, """\
+        # t
+
+        ```console term=1 running
+        $ python -c "import time; print('up', flush=True); time.sleep(60)"
+        up
+        ```
+
+        ```keys term=1 timeout=10
+        Ctrl-C
+        ```
+        """)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        play(readme, workdir=tmp_path / "work")
+    finally:
+        signal.signal(signal.SIGINT, previous)
