@@ -64,9 +64,10 @@ WHY = {
 }
 
 
-# The prefork pool's maintenance timer (celery/concurrency/asynpool.py, ``timers``): a dead
-# pool child's job is declared lost at a maintenance pass at least worker_lost_wait after the
-# child's death was seen, so up to about this long plus worker_lost_wait.
+# How long a worker may take to declare a dead pool child's task lost. Celery's prefork pool
+# (celery/concurrency/asynpool.py, on_job_process_lost) does it as soon as it sees the child
+# exit; billiard's own pool waits for a maintenance pass (5 s) plus worker_lost_wait. The lab
+# keeps the larger bound as a margin: a conservative refusal, never a wrong verdict.
 MAINTAIN_POOL_S = 5.0
 # A fault is injected a few milliseconds after the driver decides to (more on a busy machine):
 # the task it aims at must still have this long to run.
@@ -112,9 +113,10 @@ def validate(p: Params) -> None:
     noticed = MAINTAIN_POOL_S + p.worker_lost_wait + p.sweep + 0.5
     if p.visibility_timeout <= noticed:
         raise SetupError(f"bad param visibility_timeout={p.visibility_timeout}: a worker can take "
-                         f"~{noticed:.1f} s to declare a killed child's task lost ({MAINTAIN_POOL_S:g} s "
-                         "pool maintenance + worker_lost_wait); a shorter timeout lets that task race "
-                         "its own redelivery")
+                         f"up to ~{noticed:.1f} s to declare a killed child's task lost (at once in "
+                         f"Celery's prefork pool; {MAINTAIN_POOL_S:g} s maintenance + worker_lost_wait in "
+                         "billiard's); the lab keeps that margin so the task never races its own "
+                         "redelivery")
     longest = max(p.task_s, p.tail_s)
     for vt in p.redelivery_vts:
         if vt <= longest + 0.5:

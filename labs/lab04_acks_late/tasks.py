@@ -13,6 +13,7 @@ STARTS = "lab04:starts"
 FINISHES = "lab04:finishes"
 RUNS = "lab04:runs"
 SIDE_EFFECTS = "lab04:side_effects"
+RELEASE = "lab04:release"
 
 
 @shared_task(bind=True, name="lab04.work")
@@ -39,4 +40,18 @@ def charge(self, order: str, tail_s: float, guarded: bool) -> int:
     if first:
         client.hincrby(f"{prefix}{SIDE_EFFECTS}", order, 1)
     time.sleep(tail_s)
+    return count_execution(self, FINISHES)
+
+
+@shared_task(bind=True, name="lab04.hold")
+def hold(self, max_s: float = 600) -> int:
+    """For the by-hand walkthrough: count a start, run until someone sets ``lab04:release``
+    (or ``max_s`` passes), count a finish. A person then has all the time they need to look
+    and to strike while it runs, where a fixed-length task would have ended."""
+    count_execution(self, STARTS)
+    record_attempt(self, RUNS, phase="start")
+    client, prefix = store(self)
+    deadline = time.monotonic() + max_s
+    while not client.exists(f"{prefix}{RELEASE}") and time.monotonic() < deadline:
+        time.sleep(0.05)
     return count_execution(self, FINISHES)
