@@ -146,8 +146,9 @@ def start_embedded(registry: ProcessRegistry, workdir: Path, timeout: float = 5.
     raise SetupError(f"embedded redis-server ({binary}) failed to start: {last_error}")
 
 
-def connect_client(url: str) -> redis.Redis:
-    """A client for ``url``, checked fast: reachable and >= 6.2, else SetupError (exit 2)."""
+def connect_client(url: str) -> tuple[redis.Redis, str]:
+    """A client for ``url`` and the server's version, checked fast: reachable and >= 6.2, else
+    SetupError (exit 2)."""
     scheme = urlparse(url).scheme
     if scheme not in ("redis", "rediss"):
         raise SetupError(f"unsupported broker URL {url!r}: use redis://host:port/db or rediss://")
@@ -161,13 +162,13 @@ def connect_client(url: str) -> redis.Redis:
     if tuple(int(x) for x in version.split(".")[:2]) < MIN_REDIS:
         client.close()
         raise SetupError(f"Redis at {redact(url)} is {version}; kombu 5.7 needs >= 6.2")
-    return client
+    return client, version
 
 
 def connect_external(url: str, run_tag: str | None = None) -> Broker:
     """Check an external Redis fast (exit 2 within seconds, not a reconnect loop)."""
-    with connect_client(url) as client:
-        version = client.info("server")["redis_version"]
+    client, version = connect_client(url)
+    client.close()
     tag = run_tag or uuid.uuid4().hex[:8]
     return Broker(url, embedded=False, prefix=f"celerylab:{tag}:", server_version=version,
                   source="external")

@@ -118,8 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_outcome(outcome)
         return outcome.exit_code
 
-    labs = (catalog.all_labs() if args.lab == "all"
-            else [catalog.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
+    labs = _labs(args.lab)
     if args.param:
         raise SetupError("--param applies to one lab; run labs one at a time to set params")
     outcomes, failures = [], {}
@@ -138,6 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failures:
         return 2
     return 0 if all(o.exit_code == 0 for o in outcomes) else 1
+
+
+def _labs(ref: str) -> list[Lab]:
+    """``all``, one lab, or several separated by commas (``01,03``)."""
+    if ref == "all":
+        return catalog.all_labs()
+    return [catalog.resolve(part) for part in ref.split(",") if part.strip()]
 
 
 def _print_outcome(outcome) -> None:
@@ -246,24 +252,26 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from labkit.broker import connect_client, redact
     from labkit.reset import reset
 
-    lab = catalog.resolve(args.lab)
+    number = catalog.resolve(args.lab).id.split("_", 1)[0]
     url = args.broker or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
-    removed = reset(connect_client(url), lab.id.split("_", 1)[0])
-    print(f"{removed.line(lab.id.split('_', 1)[0])} on {redact(url)}")
+    client, _ = connect_client(url)
+    with client:
+        removed = reset(client, number)
+    print(f"{removed.line(number)} on {redact(url)}")
     return 0
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
     from labkit.walkthrough.parse import WalkthroughError
-    from labkit.walkthrough.play import play, readme_of
+    from labkit.walkthrough.play import play
     from labkit.walkthrough.terminals import StepFailed
+    from labs import readme
 
-    labs = (catalog.all_labs() if args.lab == "all"
-            else [catalog.resolve(ref) for ref in args.lab.split(",") if ref.strip()])
+    labs = _labs(args.lab)
     failed = 0
     for lab in labs:
         try:
-            rehearsal = play(readme_of(lab.id), say=lambda line: print(line, file=sys.stderr,
+            rehearsal = play(readme(lab.id), say=lambda line: print(line, file=sys.stderr,
                                                                        flush=True))
         except (StepFailed, WalkthroughError) as exc:
             print(f"{lab.id}: walkthrough departs from its README\n{exc}")

@@ -36,13 +36,13 @@ def snapshot(broker: Broker, queues: tuple[str, ...] = ("celery",)) -> dict[str,
         "t": time.time(),
         "queues": {q: queue_length(broker, q) for q in queues},
         "unacked": len(unacked),
-        "unacked_messages": {tag.decode(): _unacked_summary(raw) for tag, raw in unacked.items()},
+        "unacked_messages": {tag.decode(): unacked_summary(raw) for tag, raw in unacked.items()},
         "unacked_index": {tag.decode(): score for tag, score in unacked_index},
         "bindings": bindings,
     }
 
 
-def _unacked_summary(raw: bytes) -> dict[str, Any]:
+def unacked_summary(raw: bytes) -> dict[str, Any]:
     """kombu keeps ``[message, exchange, routing_key]`` per delivery tag in the ``unacked`` hash."""
     message, exchange, routing_key = json.loads(raw)
     headers = message.get("headers") or {}

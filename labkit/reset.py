@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import redis
 
+from labkit.redis_state import unacked_summary
+
 BINDING_PREFIX = b"_kombu.binding."
 SEP = b"\x06\x16"
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
@@ -85,10 +87,10 @@ def reset(client: redis.Redis, number: str) -> Removed:
                 ids.add(task_id)
     for tag, raw in client.hgetall(UNACKED).items():
         try:
-            payload = json.loads(raw)[0]
-        except (ValueError, IndexError, TypeError):
+            summary = unacked_summary(raw)
+        except (ValueError, TypeError, AttributeError):
             continue
-        name, task_id = _task_of(json.dumps(payload))
+        name, task_id = str(summary["task"] or ""), str(summary["id"] or "")
         if name.startswith(mine):
             removed.unacked += client.hdel(UNACKED, tag)
             client.zrem(UNACKED_INDEX, tag)

@@ -41,11 +41,11 @@ def open_broker(registry: ProcessRegistry, workdir: Path, url: str | None,
     if url:
         broker = connect_external(url)
         step(f"external Redis {broker.server_version}; this run's keys are "
-                  f"prefixed {broker.prefix!r}")
+             f"prefixed {broker.prefix!r}")
     else:
         broker = start_embedded(registry, workdir)
         step(f"embedded redis-server {broker.server_version} ({broker.source}) "
-                  f"up in {broker.startup_s:.3f} s at {broker.url}")
+             f"up in {broker.startup_s:.3f} s at {broker.url}")
     return broker
 
 

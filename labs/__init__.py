@@ -26,6 +26,11 @@ def lab_id(package: str) -> str:
     return package[len("lab"):]
 
 
+def readme(lab_id: str) -> Path:
+    """``01_hello_world`` -> its workshop walkthrough, ``labs/lab01_hello_world/README.md``."""
+    return LABS_DIR / f"lab{lab_id}" / "README.md"
+
+
 def task_modules() -> list[str]:
     """Every ``labs.labNN_name.tasks`` module, found on disk so a new lab needs no edit elsewhere."""
     return [f"labs.{p}.tasks" for p in packages() if (LABS_DIR / p / "tasks.py").exists()]

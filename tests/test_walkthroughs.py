@@ -12,7 +12,7 @@ import pytest
 
 from labkit.walkthrough.play import Rehearsal, play
 from labkit.walkthrough.terminals import StepFailed
-from labs import LABS_DIR, packages
+from labs import lab_id, packages, readme
 
 AT_ONCE = 2
 
@@ -25,7 +25,7 @@ def rehearsals(tmp_path_factory) -> dict[str, Rehearsal | StepFailed]:
 
     def rehearse(package: str) -> Rehearsal | StepFailed:
         try:
-            return play(LABS_DIR / package / "README.md", workdir=workdirs[package])
+            return play(readme(lab_id(package)), workdir=workdirs[package])
         except StepFailed as exc:
             return exc
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from labkit.broker import free_port
 from labkit.walkthrough.parse import Step, steps
 from labkit.walkthrough.terminals import StepFailed, Terminal, plain
-from labs import LABS_DIR, REPO_ROOT
+from labs import REPO_ROOT
 
 WORKSHOP_PORTS = (6379, 5555)
 PYTHON = ("python", "python3")       # typed alone: the terminal's Python session starts
@@ -28,10 +28,6 @@ CHECKER = doctest.OutputChecker()
 CHECK_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-def readme_of(lab_id: str) -> Path:
-    return LABS_DIR / f"lab{lab_id}" / "README.md"
-
-
 def fresh_terminal_env() -> dict[str, str]:
     """A new terminal after ``source .venv/bin/activate``: nothing of the lab exported yet."""
     env = {k: v for k, v in os.environ.items()
@@ -39,7 +35,6 @@ def fresh_terminal_env() -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
     env["VIRTUAL_ENV"] = str(Path(venv_bin).parent)
-    env["PYTHONUNBUFFERED"] = "1"     # a log file, unlike a terminal, would be block-buffered
     env.pop("MPLBACKEND", None)
     return env
 
@@ -82,8 +77,9 @@ def play(readme: Path, workdir: Path | None = None,
                 term = terminals[step.term] = Terminal(step.term, fresh_terminal_env(),
                                                        REPO_ROOT, workdir)
             t0 = time.monotonic()
-            say(f"{readme.parent.name} {step.where}: {step.kind} {step.section}")
-            _do(step, term, f"{readme.parent.name}/{readme.name} {step.where}")
+            where = f"{readme.parent.name}/{readme.name} {step.where}"
+            say(f"{where}: {step.kind} {step.section}")
+            _do(step, term, where)
             rehearsal.sections[step.section] = (rehearsal.sections.get(step.section, 0.0)
                                                 + time.monotonic() - t0)
     finally:
@@ -96,6 +92,7 @@ def play(readme: Path, workdir: Path | None = None,
 
 
 def _do(step: Step, term: Terminal, where: str) -> None:
+    wait = step.timeout or WAIT_TIMEOUT
     if step.kind == "console":
         deadline = time.monotonic() + (step.until or 0)
         while True:
@@ -106,30 +103,27 @@ def _do(step: Step, term: Terminal, where: str) -> None:
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(0.3)             # a person looks again a moment later
-    if step.kind == "text":
+    elif step.kind == "text":
         if term.running is None:
             raise StepFailed(f"{where}: nothing runs in terminal {step.term} to show this")
-        wants = [w for w in step.body.splitlines() if w.strip() not in ("", "...")]
-        term.running.wait_for(wants, step.timeout or WAIT_TIMEOUT, where)
+        term.running.wait_for(step.body, wait, where)
     elif step.kind == "pycon":
         term.session().run(step.body, where, step.lineno, step.timeout or COMMAND_TIMEOUT)
     elif step.kind == "keys":
+        key = step.body.strip()
         if term.running is None:
-            raise StepFailed(f"{where}: {step.body.strip()} in terminal {step.term}, "
-                             f"where nothing runs")
-        term.running.press(step.body.strip())
-        if not step.running and not term.running.exited(step.timeout or WAIT_TIMEOUT):
-            raise StepFailed(f"{where}: `{term.running.line}` still runs "
-                             f"{step.timeout or WAIT_TIMEOUT:g} s after {step.body.strip()}")
+            raise StepFailed(f"{where}: {key} in terminal {step.term}, where nothing runs")
+        term.running.press(key)
+        if not step.running and not term.running.exited(wait):
+            raise StepFailed(f"{where}: `{term.running.line}` still runs {wait:g} s after {key}")
 
 
 def _console(step: Step, term: Terminal, where: str) -> None:
     last = len(step.commands) - 1
     for index, command in enumerate(step.commands):
         if step.running and index == last:
-            running = term.start(command.line, where)
-            wants = [w for w in command.want.splitlines() if w.strip() not in ("", "...")]
-            running.wait_for(wants, step.timeout or WAIT_TIMEOUT, where)
+            term.start(command.line, where).wait_for(command.want, step.timeout or WAIT_TIMEOUT,
+                                                     where)
             continue
         if command.line in PYTHON:
             term.session()

@@ -42,10 +42,6 @@ def line_pattern(want: str) -> re.Pattern[str]:
     return re.compile(".*".join(parts))
 
 
-def matches_line(want: str, got: str) -> bool:
-    return line_pattern(want).fullmatch(got.strip()) is not None
-
-
 class Running:
     """A long-running command (Redis, a worker, beat, Flower) in its own process group, as a
     terminal's foreground job is; its output goes to a log the walkthrough reads."""
@@ -83,19 +79,22 @@ class Running:
     def lines(self) -> list[str]:
         return plain(self.log.read_text(errors="replace")).splitlines()
 
-    def wait_for(self, wants: list[str], timeout: float, where: str) -> None:
-        """Each expected line, in order, after the last one matched (a person reading down)."""
+    def wait_for(self, block: str, timeout: float, where: str) -> None:
+        """Each line of ``block``, in order, after the last one matched (a person reading
+        down); blank lines and lines that are only ``...`` are skipped."""
         deadline = time.monotonic() + timeout
+        wants = [w for w in block.splitlines() if w.strip() not in ("", "...")]
         for want in wants:
+            pattern = line_pattern(want)
             while True:
+                exited = self.proc.poll() is not None   # before the read: no output after it
                 lines = self.lines()
                 hit = next((i for i in range(self.cursor, len(lines))
-                            if matches_line(want, lines[i])), None)
+                            if pattern.fullmatch(lines[i].strip())), None)
                 if hit is not None:
                     self.cursor = hit + 1
                     break
-                if time.monotonic() > deadline or (self.proc.poll() is not None
-                                                   and len(self.lines()) == len(lines)):
+                if time.monotonic() > deadline or exited:
                     tail = "\n".join(lines[self.cursor:][-15:])
                     state = "still running" if self.proc.poll() is None else "exited"
                     raise StepFailed(f"{where}: waited {timeout:g} s for the line\n  {want}\n"

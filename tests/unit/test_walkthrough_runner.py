@@ -10,8 +10,9 @@ import pytest
 
 from labkit.walkthrough.parse import WalkthroughError, console_commands, steps
 from labkit.walkthrough.play import check_output, play
-from labkit.walkthrough.terminals import StepFailed, matches_line, plain
-from labs import LABS_DIR, packages
+from labkit.walkthrough.terminals import StepFailed, line_pattern, plain
+from labs import lab_id, packages
+from labs import readme as readme_of
 
 
 def _readme(tmp_path, text: str):
@@ -44,7 +45,7 @@ def test_plain_blocks_are_not_steps(tmp_path):
 
 def test_every_lab_readme_is_a_walkthrough_with_its_time():
     for package in packages():
-        readme = LABS_DIR / package / "README.md"
+        readme = readme_of(lab_id(package))
         found = steps(readme)
         assert {s.kind for s in found} >= {"console", "pycon"}, package
         assert "**Time:**" in readme.read_text(), f"{package}: no stated walkthrough time"
@@ -55,8 +56,9 @@ def test_output_matching_uses_ellipsis_and_rejects_a_departure():
     assert check_output("", "")
     assert not check_output("(integer) 3", "(integer) 2")
     assert not check_output("", "something printed")
-    assert matches_line("... Task lab04.work[...] received", "[12:00: INFO] Task lab04.work[x] received")
-    assert not matches_line("... Task lab04.work[...] received", "[12:00: INFO] Task lab04.work[x] succeeded")
+    received = line_pattern("... Task lab04.work[...] received")
+    assert received.fullmatch("[12:00: INFO] Task lab04.work[x] received")
+    assert not received.fullmatch("[12:00: INFO] Task lab04.work[x] succeeded")
     assert plain("\x1b[1;32mOK\x1b[0m\r") == "OK"
 
 
