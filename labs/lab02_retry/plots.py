@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import new_figure
+from labkit.plotting import integer_ticks, legend_below, legend_outside, new_figure
 from labkit.results import read_csv
 
 
@@ -15,39 +15,37 @@ def retry_timeline(run_dir: Path) -> Figure:
     data = json.loads((run_dir / "retry.json").read_text())
     anatomy, contrast = data["anatomy"], data["contrast"]
     t0 = min(a["t"] for a in anatomy["attempts"])
-    fig, (ax1, ax2) = new_figure(10, 5, ncols=2)
+    fig, (ax1, ax2) = new_figure(11, 4.5, ncols=2)
     runs = [a for a in anatomy["attempts"] if a["phase"] == "attempt"]
+    ax1.scatter([a["t"] - t0 for a in runs], [2] * len(runs), color="tab:red", zorder=3)
     for a in runs:
-        ax1.scatter(a["t"] - t0, 1, color="tab:red", zorder=3)
         ax1.annotate(f"retries={a['retries']}\ntag {str(a['delivery_tag'])[:8]}",
-                     (a["t"] - t0, 1), xytext=(0, 10), textcoords="offset points", fontsize=7,
+                     (a["t"] - t0, 2), xytext=(0, 10), textcoords="offset points", fontsize=7,
                      ha="center")
-    for e in anatomy["received"]:
-        ax1.scatter(e["t"] - t0, 0.8, color="tab:blue", marker="v")
-    ax1.scatter([t - t0 for t in anatomy["quick_done"]], [0.5] * len(anatomy["quick_done"]),
-                color="tab:green", marker="x", label="quick tasks done")
-    ax1.scatter([], [], color="tab:red", label="attempt ran")
-    ax1.scatter([], [], color="tab:blue", marker="v", label="message received")
-    ax1.set_ylim(0.3, 1.4)
-    ax1.set_yticks([])
-    ax1.set_xlabel("seconds")
+    ax1.scatter([e["t"] - t0 for e in anatomy["received"]], [1] * len(anatomy["received"]),
+                color="tab:blue", marker="v")
+    ax1.scatter([t - t0 for t in anatomy["quick_done"]], [0] * len(anatomy["quick_done"]),
+                color="tab:green", marker="x")
+    ax1.set_yticks([2, 1, 0], ["attempt ran", "message received", "quick task done"])
+    ax1.set_xlabel("time since the first attempt (s)")
     ax1.set_title("self.retry(countdown=...): the slot stays free", fontsize=10)
-    ax1.legend(fontsize=7, loc="lower right")
     c0 = contrast["start"]
-    ax2.axvspan(0, contrast["end"] - c0, color="tab:orange", alpha=0.3, label="sleeping in the task")
-    ax2.scatter([t - c0 for t in contrast["quick_done"]], [0.5] * len(contrast["quick_done"]),
-                color="tab:green", marker="x", label="quick tasks done")
-    ax2.set_ylim(0.3, 1.4)
-    ax2.set_yticks([])
-    ax2.set_xlabel("seconds")
+    ax2.barh(1, contrast["end"] - c0, left=0, height=0.4, color="#ffb46e")
+    ax2.scatter([t - c0 for t in contrast["quick_done"]], [0] * len(contrast["quick_done"]),
+                color="tab:green", marker="x")
+    ax2.set_yticks([1, 0], ["time.sleep() holds the slot", "quick task done"])
+    ax2.set_xlabel("time since the task started (s)")
     ax2.set_title("time.sleep() in a loop: the slot is taken", fontsize=10)
-    ax2.legend(fontsize=7, loc="lower right")
+    for ax in (ax1, ax2):
+        ax.set_ylim(-0.6, 2.8)
+        ax.grid(axis="y", color="0.9")
+        ax.set_axisbelow(True)
     return fig
 
 
 def unacked_index(run_dir: Path) -> Figure:
     rows = [r for r in read_csv(run_dir / "unacked_samples.csv") if r["task"] == "lab02.flaky"]
-    fig, (ax,) = new_figure(9, 4.5)
+    fig, (ax,) = new_figure(10, 4.5)
     if not rows:
         ax.set_title("no unacked_index sample of the flaky task")
         return fig
@@ -64,31 +62,35 @@ def unacked_index(run_dir: Path) -> Figure:
     ax.plot([0, lim], [0, lim], color="gray", linewidth=0.8, label="now")
     ax.plot([], [], color="tab:blue", linewidth=3, label="score in unacked_index")
     ax.plot([], [], color="tab:red", linestyle="--", label="ETA in the message")
-    ax.set_xlabel("sampled at (s)")
-    ax.set_ylabel("time (s)")
+    ax.margins(y=0.1)  # room for the labels under the lowest line
+    ax.set_xlabel("sampled at (s since the first sample)")
+    ax.set_ylabel("time (s since the first sample)")
     ax.set_title("A delivery tag's score is when it was delivered, not when it will run", fontsize=10)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return fig
 
 
 def backoff(run_dir: Path) -> Figure:
     rows = read_csv(run_dir / "backoff.csv")
     fig, (ax1, ax2) = new_figure(11, 4.5, ncols=2)
+    ax2.sharey(ax1)
     for ax, policy in ((ax1, "plain"), (ax2, "jitter")):
         mine = [r for r in rows if r["policy"] == policy]
         ks = sorted({int(r["retries"]) for r in mine})
-        for n, r in enumerate(mine):  # spread the points sideways so equal delays stay visible
-            ax.scatter(r["retries"] + (n % 21 - 10) / 80, r["delay_s"], s=10, color="tab:blue",
-                       alpha=0.6)
+        # spread the points sideways so equal delays stay visible
+        ax.scatter([r["retries"] + (n % 21 - 10) / 80 for n, r in enumerate(mine)],
+                   [r["delay_s"] for r in mine], s=10, color="tab:blue", alpha=0.6,
+                   label="measured delay, one retry")
         caps = [max(r["drawn_s"] for r in rows if r["policy"] == "plain" and r["retries"] == k)
                 for k in ks]
         ax.plot(ks, caps, color="tab:red", marker="_", markersize=20, linestyle="--",
-                label="min(max, factor * 2**k)")
+                label="cap: min(max, factor * 2**k)")
         ax.set_xticks(ks)
         ax.set_xlabel("retry k (request.retries when it failed)")
-        ax.set_ylabel("measured delay, s")
-        ax.set_title("retry_jitter=False" if policy == "plain" else "retry_jitter=True (full jitter)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("measured delay (s)")
+        ax.set_title("retry_jitter=False" if policy == "plain" else "retry_jitter=True (full jitter)",
+                     fontsize=10)
+    legend_below(fig)
     return fig
 
 
@@ -103,14 +105,19 @@ def visibility(run_dir: Path) -> Figure:
         mins.append(min(counts))
         maxs.append(max(counts))
     x = range(len(labels))
-    ax.bar(x, means, color=["tab:red" if m > 1 else "tab:green" for m in means])
+    bars = ax.bar(x, means, color=["tab:red" if m > 1 else "tab:green" for m in means])
+    ax.bar_label(bars, labels=[f"{m:.3g}" for m in means], padding=8)
     ax.errorbar(x, means, yerr=[[m - lo for m, lo in zip(means, mins, strict=True)],
                                 [hi - m for m, hi in zip(means, maxs, strict=True)]],
                 fmt="none", color="black", capsize=6)
     ax.axhline(1, color="black", linewidth=0.8)
     ax.set_xticks(list(x), labels, fontsize=8)
-    ax.set_ylabel("executions per task id (counted by the task)")
-    ax.set_title("ETA beyond visibility_timeout: Redis hands the message out again", fontsize=10)
+    ax.set_xlabel("phase: ETA countdown against visibility_timeout (VT)")
+    ax.set_ylabel("executions per task id\n(mean, bar: min to max)")
+    ax.margins(y=0.15)
+    integer_ticks(ax)
+    ax.set_title("ETA beyond visibility_timeout: Redis hands the message out again "
+                 "(red: more than once)", fontsize=10)
     return fig
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from labkit.plotting import new_figure
+from labkit.plotting import integer_ticks, legend_below, legend_outside, new_figure
 from labs.lab03_bind_context.measure import progress_window
 
 WORKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
@@ -37,7 +37,8 @@ def call_tree(run_dir: Path) -> Figure:
         parent = row["parent_id"]
         if parent in pos:
             px, py = pos[parent]
-            ax.annotate("", (x, y), (px, py), arrowprops={"arrowstyle": "->", "color": "gray"})
+            ax.annotate("", (x, y), (px, py), arrowprops={  # ends at the markers' edges
+                "arrowstyle": "->", "color": "gray", "shrinkA": 12, "shrinkB": 12})
         ax.scatter(x, y, s=260, color=WORKER_COLOURS[hosts.index(row["hostname"]) % 4],
                    marker=MARKERS[pids.index(row["pid"]) % len(MARKERS)], zorder=3)
         ax.annotate(f"{task_id[:6]}\npid {row['pid']}", (x, y), xytext=(0, -24),
@@ -47,7 +48,7 @@ def call_tree(run_dir: Path) -> Figure:
     ax.set_xlim(-1.5, max(x for x, _ in pos.values()) + 0.8)
     ax.set_ylim(-len(lanes) + 0.4, 0.6)
     ax.axis("off")
-    ax.legend(title="worker (marker shape: pool process)", fontsize=8, loc="upper right")
+    legend_outside(ax, title="worker\n(marker shape:\npool process)", title_fontsize=8)
     ax.set_title("Call tree from self.request: parent_id arrows, coloured by the worker that ran it",
                  fontsize=10)
     return fig
@@ -57,33 +58,35 @@ def progress_plot(run_dir: Path) -> Figure:
     data = json.loads((run_dir / "progress.json").read_text())
     prog, bare = data["with_backend"], data["without_backend"]
     t0 = prog["polls"][0]["t"]
-    fig, (ax1, ax2) = new_figure(11, 4.2, ncols=2)
+    fig, (ax1, ax2) = new_figure(11, 4.6, ncols=2)
+    for n, p in enumerate(prog["polls"]):
+        ax1.axvline(p["t"] - t0, color="tab:red", alpha=0.15, label="a poll" if not n else None)
+    window = progress_window(prog)
+    if window:
+        ax1.axvspan(window[0] - t0, window[1] - t0, color="tab:green", alpha=0.08,
+                    label="PROGRESS surely stored")
     ax1.step([u["t"] - t0 for u in prog["updates"]], [u["done"] for u in prog["updates"]],
              where="post", color="tab:gray", label="update_state (task side)")
     polls = [p for p in prog["polls"] if p["done"] is not None]
     ax1.scatter([p["t"] - t0 for p in polls], [p["done"] for p in polls], color="tab:red",
                 zorder=3, label="what a poll saw")
-    for p in prog["polls"]:
-        ax1.axvline(p["t"] - t0, color="tab:red", alpha=0.15)
-    window = progress_window(prog)
-    if window:
-        ax1.axvspan(window[0] - t0, window[1] - t0, color="tab:green", alpha=0.08,
-                    label="PROGRESS surely stored")
-    ax1.set_xlabel("seconds")
-    ax1.set_ylabel("steps done")
-    ax1.set_title("Polling AsyncResult (vertical lines: polls)", fontsize=10)
-    ax1.legend(fontsize=8)
+    ax1.set_xlabel("time since the first poll (s)")
+    ax1.set_ylabel("steps done (steps)")
+    integer_ticks(ax1)
+    ax1.set_title("Polling AsyncResult with a result backend", fontsize=10)
     b0 = bare["polls"][0]["t"]
     states = sorted({p["state"] for p in bare["polls"]} | {"PROGRESS", "SUCCESS"})
-    ax2.scatter([p["t"] - b0 for p in bare["polls"]],
-                [states.index(p["state"]) for p in bare["polls"]], color="tab:red")
     if bare.get("started_at") and bare.get("succeeded_at"):
-        ax2.axvspan(bare["started_at"] - b0, bare["succeeded_at"] - b0, color="tab:green", alpha=0.08,
-                    label="task ran (task-started to task-succeeded event)")
-        ax2.legend(fontsize=8, loc="center right")
+        ax2.axvspan(bare["started_at"] - b0, bare["succeeded_at"] - b0, color="tab:orange",
+                    alpha=0.12, label="task ran (task-started to task-succeeded event)")
+    ax2.scatter([p["t"] - b0 for p in bare["polls"]],
+                [states.index(p["state"]) for p in bare["polls"]], color="tab:red",
+                label="what a poll saw")
     ax2.set_yticks(range(len(states)), states)
-    ax2.set_xlabel("seconds")
+    ax2.set_xlabel("time since the first poll (s)")
+    ax2.set_ylabel("state the client saw")
     ax2.set_title("Worker without a result backend: the client sees PENDING", fontsize=10)
+    legend_below(fig, ncols=3)
     return fig
 
 
