@@ -25,7 +25,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Celery:
     variables it hands its workers, so the two cannot disagree, and one process can run
     several labs against several brokers one after another.
     """
-    celery = Celery("celery_lab", include=labs.task_modules())
+    celery = Celery("celery_lab", include=[*labs.task_modules(), "labkit.tasks"])
     settings = settings_from_env(environ)
     if "beat_schedule" in settings:
         settings["beat_schedule"] = schedule_from_json(settings["beat_schedule"], celery)

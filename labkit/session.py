@@ -20,6 +20,8 @@ from typing import Any
 from celery import Celery
 from matplotlib.figure import Figure
 
+from app.celery_app import create_app
+from labkit import drain
 from labkit.broker import Broker, connect_external, start_embedded
 from labkit.client import client_app
 from labkit.events import EventRecorder
@@ -70,6 +72,7 @@ class LabSession:
         self.app: Celery | None = None
         self.events: EventRecorder | None = None
         self.launcher: Launcher | None = None
+        self._publisher: Celery | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LabSession:
@@ -143,6 +146,21 @@ class LabSession:
 
     def start_flower(self, *, ready_timeout: float = 20.0) -> Flower:
         return self.launcher.start_flower(ready_timeout=ready_timeout)
+
+    # -- throughput on a pre-filled queue (labkit.drain) -----------------------------------
+    def drain(self, workers: list[Worker], task: str, args: list[tuple], *, timeout: float,
+              results: bool = True, no_ack: bool = False) -> drain.Drain:
+        """Fill a fresh queue with ``task`` x ``args`` while nothing consumes it, then time
+        ``workers`` draining it. The publisher is a second client on the run's broker that
+        sends no task-sent events (filling costs the event recorder nothing); it is never the
+        default app, so the lab's own ``delay()`` calls keep the run's client."""
+        if self._publisher is None:
+            self._publisher = create_app(
+                self.run_settings.amended({"task_send_sent_event": False}).env)
+            self._stack.callback(self._publisher.close)
+        return drain.measure(self.app, self._publisher, self.broker,
+                             [w.hostname for w in workers], task, args, timeout,
+                             results=results, no_ack=no_ack)
 
     # -- what the tasks left in Redis (labkit.taskside) ------------------------------------
     def records(self, name: str) -> list[dict[str, Any]]:

@@ -103,10 +103,13 @@ def worker_argv(
     queues: Sequence[str] | None = None,
     prefetch: int | None = None,
     loglevel: str = "INFO",
+    events: bool = True,
     extra: Sequence[str] = (),
 ) -> list[str]:
+    """``events=False`` leaves out ``-E``: with ``worker_send_task_events`` off in the worker's
+    settings too, it sends no task events (what measuring the events' own cost needs)."""
     argv = [*CELERY, "worker", "-n", hostname, "-P", pool, "-c", str(concurrency),
-            "-l", loglevel, "--without-mingle", "--without-gossip", "-E"]
+            "-l", loglevel, "--without-mingle", "--without-gossip", *(["-E"] if events else [])]
     if queues:
         argv += ["-Q", ",".join(queues)]
     if prefetch is not None:

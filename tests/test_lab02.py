@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from labs.lab02_retry import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff_tasks=12",
           "backoff_retries=2", "retry_backoff_max=1", "visibility_timeout=0.6",
@@ -44,3 +46,8 @@ def test_measured_behaviour(lab02):
     assert result["celery_settings"]["task_annotations"]["lab02.backoff_plain"]["retry_backoff_max"] == 1
     plots = {"retry_timeline.png", "unacked_index.png", "backoff.png", "visibility.png"}
     assert plots <= set(result["files"])
+
+
+def test_figures_read_at_a_glance(lab02):
+    _, _, run_dir = lab02
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

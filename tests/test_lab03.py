@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from labs.lab03_bind_context import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0.1",
           "poll_s=0.12", "secret=s3cr3t-value"]
@@ -65,3 +67,8 @@ def test_contexts_are_real_and_the_secret_stays_out_of_events(lab03):
     pids = {c["pid"] for c in contexts}
     assert len(pids) >= 2  # several pool processes really ran them
     assert all(c["delivery_tag"] for c in contexts)
+
+
+def test_figures_read_at_a_glance(lab03):
+    _, _, run_dir = lab03
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from labs.lab04_acks_late import plots
 from tests.conftest import REPO, assert_held, cli_env, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
           "tasks=3", "task_s=0.4", "kill_fractions=0.5", "redelivery_vts=1.2",
@@ -50,3 +52,8 @@ def test_a_visibility_timeout_inside_the_lost_child_window_is_refused(tmp_path):
     assert proc.returncode == 2
     assert "declare a killed child's task lost" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_figures_read_at_a_glance(lab04):
+    _, _, run_dir = lab04
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from labs.lab05_beat import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["interval=0.4", "window=2.5", "away=1.5", "gap=1.2", "both=1.6",
           "broken_interval=0.4", "timezones=UTC,Asia/Tokyo", "cron_hour=6", "cron_minute=30"]
@@ -44,3 +46,8 @@ def test_beat_behaviour_as_measured(lab05):
     due = f["crontab_follows_the_timezone_setting"]["next_due_utc"]
     assert due["UTC (enable_utc=True)"].endswith("06:30:00+00:00")
     assert due["Asia/Tokyo (enable_utc=True)"].endswith("21:30:00+00:00")  # 06:30 JST, UTC+9
+
+
+def test_figures_read_at_a_glance(lab05):
+    _, _, run_dir = lab05
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

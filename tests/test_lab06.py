@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from labs.lab06_routing import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,a.#,#.z,*.*.z",
           "topic_keys=a.b,a,z,a.z,b.c.z", "broadcasts=2", "shared=6", "unroutable_key=fatal"]
@@ -44,3 +46,8 @@ def test_routing_as_measured(lab06):
     assert differ == {("a.#", "a"), ("#.z", "z")}
     assert f["unroutable_messages_vanish_silently"]["arrived_anywhere"] == 0
     assert f["a_broadcast_needs_its_fanout_exchange_declared_by_the_sender"]["runs"] == 0
+
+
+def test_figures_read_at_a_glance(lab06):
+    _, _, run_dir = lab06
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

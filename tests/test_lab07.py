@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from labs.lab07_pools import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["pools=prefork,threads,gevent,solo", "process_concurrency=1,2", "green_concurrency=1,24",
           "latency=0.04", "cpu_ms=25", "per_slot=2", "soft_limit=0.4", "hard_limit=0.9",
@@ -42,3 +44,8 @@ def test_the_sweep_as_measured(lab07):
     assert f["prefetch_holds_short_tasks_behind_a_long_one"]["stuck_with_multiplier_1_acks_late"] == 0
     choose = result["measurements"]["choose"]
     assert {row["workload"] for row in choose} == {"io", "cpu", "mixed"}
+
+
+def test_figures_read_at_a_glance(lab07):
+    _, _, run_dir = lab07
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from labs.lab08_observability import plots
 from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2",
           "threshold=8", "result_expires=45", "failure_expires=15"]
@@ -51,3 +53,8 @@ def test_observed_as_measured_and_no_credential_written(lab08):
         if path.is_file() and path.suffix != ".png":
             assert not credential.search(path.read_text(errors="replace")), path
     assert "basic_auth" not in result["celery_settings"]
+
+
+def test_figures_read_at_a_glance(lab08):
+    _, _, run_dir = lab08
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)

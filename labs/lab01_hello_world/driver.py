@@ -23,7 +23,9 @@ PARAMS = {
     "concurrency": Param(2, "prefork pool processes of the worker", min=1, max=64),
     "sequential": Param(200, "tasks sent one at a time, each awaited: the latency sample",
                         quick=50, min=5),
-    "batch": Param(2000, "tasks sent at once: the throughput sample", quick=300, min=10),
+    "batch": Param(2000, "tasks published into a queue nothing consumes, then drained: the "
+                   "throughput sample, and each rung of the cost ladder", quick=600, min=500,
+                   max=20000),
     "queued": Param(3, "tasks sent while no worker runs, read raw from Redis", min=1, max=1000),
     "raw_rounds": Param(2000, "LPUSH/BRPOP ping-pong rounds on the same Redis", quick=300,
                         min=10),
@@ -47,13 +49,21 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"{p.sequential} tasks one at a time")
     seq = measure.sequential(s, p.sequential, p.timeout)
     s.write_csv("sequential.csv", seq)
-    s.step(f"{p.batch} tasks at once")
-    burst = measure.batch(s, p.batch, p.timeout)
+    s.step(f"{p.batch} tasks published into a queue nothing consumes, then drained by "
+           f"{worker.hostname}")
+    burst, drained = measure.batch(s, worker, p.batch, p.timeout)
     s.write_csv("batch.csv", burst)
     s.step(f"{p.raw_rounds} raw LPUSH/BRPOP round trips")
     raw = measure.redis_pingpong(s, p.raw_rounds, p.timeout)
     s.write_csv("raw_redis.csv", raw)
     check_latency(s.evidence, seq, burst, raw)
+
+    s.step(f"the cost ladder: {len(measure.LADDER)} worker shapes from Celery's own benchmark to "
+           f"the lab's worker, {p.batch} pre-filled tasks each")
+    ladder = measure.cost_ladder(s, p.concurrency, p.batch, p.timeout)
+    ladder.insert(len(measure.LADDER), {"rung": EVENTS_RUNG, **drained.row()})
+    s.write_csv("cost_ladder.csv", ladder)
+    check_throughput(s.evidence, ladder)
 
     s.step(f"stop the worker, send {p.queued} tasks, read them in Redis, start a worker")
     queued = measure.queued_while_no_worker(s, worker, p.queued, p.idle, p.timeout)
@@ -113,13 +123,9 @@ def check_latency(ev: Evidence, seq: list[dict[str, Any]], burst: list[dict[str,
         "client_saw_result_before_succeeded_event": sum(r["seen"] < r["succeeded"] for r in seq),
         "n": len(seq),
     }
-    first_submit = min(r["submit"] for r in burst)
-    last_done = max(r["succeeded"] for r in burst)
-    throughput = len(burst) / (last_done - first_submit)
     ratio = latency["p50"] / raw_rtt["p50"]
     ev.measured(latency_s=latency, raw_redis_rtt_s=raw_rtt, phases_s=phases, event_races=races,
-                throughput_tasks_per_s=throughput, celery_to_raw_redis_ratio=ratio,
-                batch_wall_s=last_done - first_submit)
+                celery_to_raw_redis_ratio=ratio)
 
     all_rows = seq + burst
     wrong = [r["i"] for r in all_rows if r["value"] != r["expected"]]
@@ -142,6 +148,37 @@ def check_latency(ev: Evidence, seq: list[dict[str, Any]], burst: list[dict[str,
              {"celery_p50_ms": round(latency["p50"] * 1000, 3),
               "raw_p50_ms": round(raw_rtt["p50"] * 1000, 3), "ratio": round(ratio, 1)},
              "ratio > 1", ratio > 1)
+
+
+EVENTS_RUNG = "+ events (the lab's worker as it runs)"
+LAB_RUNG = "prefork (the lab's worker)"
+# What each step of the ladder adds, and the rung without it.
+COSTS = {"acks": ("bench shape", "+ acks"), "result_backend": ("+ prefetch x4", "+ result backend"),
+         "events": (LAB_RUNG, EVENTS_RUNG)}
+MIN_COST = 0.10
+
+
+def check_throughput(ev: Evidence, ladder: list[dict[str, Any]]) -> None:
+    rate = {r["rung"]: r["drain_tasks_per_s"] for r in ladder}
+    bench = [r["drain_tasks_per_s"] for r in ladder if r["rung"].startswith("bench shape")]
+    publish = ladder[-2]["publish_tasks_per_s"]  # the lab's batch: the run's one client
+    ev.measured(drain_tasks_per_s=rate[LAB_RUNG], publish_tasks_per_s=publish,
+                bench_shape_tasks_per_s=round(sum(bench) / len(bench), 1),
+                bench_shape_repeat_spread=round(abs(bench[0] - bench[-1]) / max(bench), 3),
+                instrumentation_overhead=round(1 - rate[EVENTS_RUNG] / rate[LAB_RUNG], 3))
+    ev.check("a_batch_is_limited_by_the_worker_not_the_client",
+             "with the queue filled first, one client publishes hello-world tasks faster than the "
+             "lab's worker drains them: a batch's throughput is the worker's, not the client's",
+             {"publish_tasks_per_s": publish, "drain_tasks_per_s": rate[LAB_RUNG]},
+             "publish > drain", publish > rate[LAB_RUNG])
+    costs = {name: round(1 - rate[after] / rate[before], 3)
+             for name, (before, after) in COSTS.items()}
+    ev.check("acks_results_and_events_cost_throughput",
+             "on a no-op task a worker's own bookkeeping is its throughput: acknowledging each "
+             "message, storing each result and sending task events each cost it a share of its "
+             "rate (so the lab measures throughput with its events off)",
+             {"share_of_the_rate_lost_to": costs},
+             f"each costs more than {MIN_COST:.0%}", all(c > MIN_COST for c in costs.values()))
 
 
 def check_queued(ev: Evidence, queued: dict[str, Any]) -> None:
@@ -175,7 +212,7 @@ LAB = Lab(
     measure=measure_lab,
     figures=plots.FIGURES,
     params=PARAMS,
-    wall_time="default about 20 s, --quick about 7 s",
+    wall_time="default about 50 s, --quick about 20 s",
 )
 
 

@@ -6,11 +6,13 @@ import sys
 import time
 from typing import Any
 
-from celery.result import AsyncResult, ResultSet
+from celery.result import AsyncResult
 
+from labkit.drain import Drain
 from labkit.redis_state import lpush_calls, queue_length, queued_messages
 from labkit.sampler import Sampler
 from labkit.session import LabSession
+from labkit.workers import Worker
 from labs.lab01_hello_world.tasks import add
 
 EVENT_STAMPS = {"task-sent": "sent", "task-received": "received", "task-started": "started",
@@ -84,17 +86,49 @@ def sequential(session: LabSession, n: int, timeout: float) -> list[dict[str, An
     return rows
 
 
-def batch(session: LabSession, n: int, timeout: float) -> list[dict[str, Any]]:
-    """``n`` tasks sent as fast as the client can: throughput, and the queue it builds."""
-    submits, results = [], []
-    for i in range(n):
-        submits.append(time.time())
-        results.append(add.delay(i, 1))
-    values = ResultSet(results).join_native(timeout=timeout, propagate=False)
-    seen = time.time()
-    rows = [{"i": i, "id": r.id, "submit": t, "value": v, "expected": i + 1, "seen_all": seen}
-            for i, (r, t, v) in enumerate(zip(results, submits, values, strict=True))]
+def batch(session: LabSession, worker: Worker, n: int,
+          timeout: float) -> tuple[list[dict[str, Any]], Drain]:
+    """``n`` tasks published into a queue nothing consumes yet, then drained by the lab's
+    worker: the client's publishing rate and the worker's draining rate, apart."""
+    drained = session.drain([worker], add.name, [(i, 1) for i in range(n)], timeout=timeout)
+    rows = [{"i": i, "id": task_id, "submit": t, "value": meta["result"], "expected": i + 1}
+            for i, (task_id, t, meta) in enumerate(zip(drained.ids, drained.submits,
+                                                       drained.metas, strict=True))]
     _join_events(session, rows, timeout)
+    return rows, drained
+
+
+# The cost ladder: from the shape of Celery's own worker benchmark (t/benchmarks/bench_worker.py:
+# solo pool, no_ack queue, prefetch multiplier 0, no result backend, no events, CRITICAL log)
+# to the lab's worker, one thing at a time. (name, worker options, settings, no_ack, results)
+NO_EVENTS = {"worker_send_task_events": False}
+NO_RESULTS = {**NO_EVENTS, "result_backend": None}
+QUIET = {"loglevel": "CRITICAL", "events": False}
+LADDER = [
+    ("bench shape", {"pool": "solo", "prefetch": 0, **QUIET}, NO_RESULTS, True, False),
+    ("+ acks", {"pool": "solo", "prefetch": 0, **QUIET}, NO_RESULTS, False, False),
+    ("+ prefetch x4", {"pool": "solo", **QUIET}, NO_RESULTS, False, False),
+    ("+ result backend", {"pool": "solo", **QUIET}, NO_EVENTS, False, True),
+    ("+ INFO log", {"pool": "solo", "events": False}, NO_EVENTS, False, True),
+    ("prefork (the lab's worker)", {"pool": "prefork", "events": False}, NO_EVENTS, False, True),
+]
+
+
+def cost_ladder(session: LabSession, concurrency: int, n: int,
+                timeout: float) -> list[dict[str, Any]]:
+    """One no-op drain per rung, each on a worker of its own (all started at once, idle until
+    their queue opens); the bench shape twice, first and last, for the run's own noise."""
+    specs = {f"rung{i}": {**options, "concurrency": concurrency if options["pool"] == "prefork"
+                          else 1, "queues": [f"lab01.rung{i}"], "settings": settings}
+             for i, (_, options, settings, _, _) in enumerate(LADDER)}
+    workers = session.start_workers(specs)
+    rows = []
+    for i, (name, _, _, no_ack, results) in enumerate([*LADDER, LADDER[0]]):
+        worker = workers[i % len(LADDER)]
+        drained = session.drain([worker], add.name, [(k, 1) for k in range(n)], timeout=timeout,
+                                results=results, no_ack=no_ack)
+        rows.append({"rung": name if i < len(LADDER) else f"{name} (again)", **drained.row()})
+    session.stop_workers(workers, timeout=3)
     return rows
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from labkit.plotting import new_figure
+from labkit.plotting import integer_ticks, legend_outside, new_figure
 from labkit.results import read_csv
 
 
@@ -27,7 +27,8 @@ def latency_histogram(run_dir: Path) -> Figure:
         ax.set_title(title)
         ax.set_xlabel("milliseconds")
         ax.set_ylabel("tasks" if ax is ax1 else "round trips")
-        ax.legend()
+        integer_ticks(ax)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.2), ncols=2, fontsize=8)
     ratio = np.median(celery_ms) / np.median(raw_ms)
     fig.suptitle(f"{len(celery_ms)} sequential tasks: p50 is {ratio:.0f}x a raw Redis round trip")
     return fig
@@ -57,18 +58,49 @@ def phase_breakdown(run_dir: Path) -> Figure:
 
 
 def batch_timeline(run_dir: Path) -> Figure:
+    """Cumulative counts, one line per stage: lines a few ms apart stay visible where
+    thousands of dots would hide each other."""
     rows = read_csv(run_dir / "batch.csv")
     t0 = min(r["submit"] for r in rows)
-    index = np.array([r["i"] for r in rows])
-    fig, (ax,) = new_figure(9, 5)
-    for key, colour in (("submit", "tab:gray"), ("received", "tab:blue"),
-                        ("started", "tab:orange"), ("succeeded", "tab:green")):
-        ax.scatter([r[key] - t0 for r in rows], index, s=2, color=colour, label=key)
+    fig, (ax,) = new_figure(9, 4.5)
+    for key, colour, style in (("submit", "tab:gray", "-"), ("received", "tab:blue", "-"),
+                               ("started", "tab:orange", "--"), ("succeeded", "tab:green", ":")):
+        times = sorted(r[key] - t0 for r in rows if r[key] is not None)
+        ax.step(times, range(1, len(times) + 1), where="post", color=colour, linestyle=style,
+                linewidth=2 if key == "succeeded" else 1.2,
+                label="published" if key == "submit" else key)
+    published = max(r["submit"] for r in rows) - t0
+    first = min(r["started"] for r in rows) - t0
     end = max(r["succeeded"] for r in rows) - t0
-    ax.set_xlabel("seconds since the first submit")
-    ax.set_ylabel("task (in submit order)")
-    ax.set_title(f"{len(rows)} tasks at once: done in {end:.2f} s = {len(rows) / end:.0f} tasks/s")
-    ax.legend(markerscale=5)
+    ax.axvspan(first, end, color="tab:green", alpha=0.08)
+    ax.set_xlabel("seconds since the first publish")
+    ax.set_ylabel("tasks (cumulative)")
+    integer_ticks(ax)
+    ax.set_title(f"{len(rows)} tasks: published in {published:.2f} s "
+                 f"({len(rows) / published:.0f}/s), then drained in {end - first:.2f} s "
+                 f"({len(rows) / (end - first):.0f}/s, with events on)", fontsize=10)
+    legend_outside(ax)
+    return fig
+
+
+def cost_ladder(run_dir: Path) -> Figure:
+    rows = read_csv(run_dir / "cost_ladder.csv")
+    fig, (ax,) = new_figure(10, 4.5)
+    rates = [r["drain_tasks_per_s"] for r in rows]
+    colours = ["tab:gray" if r["rung"].startswith("bench") else "tab:blue" for r in rows]
+    ax.barh(range(len(rows)), rates, color=colours)
+    for i, rate in enumerate(rates):
+        ax.annotate(f"{rate:.0f}", (rate, i), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    publish = rows[-2]["publish_tasks_per_s"]
+    ax.axvline(publish, color="tab:red", linestyle="--",
+               label=f"one client publishes {publish:.0f} tasks/s")
+    ax.set_yticks(range(len(rows)), [r["rung"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("no-op tasks drained per second from a pre-filled queue (tasks/s)")
+    ax.set_title("What a hello-world task costs a worker: from Celery's benchmark shape to the "
+                 "lab's worker, one step at a time", fontsize=10)
+    legend_outside(ax)
     return fig
 
 
@@ -94,5 +126,6 @@ FIGURES = {
     "latency_hist.png": latency_histogram,
     "phases.png": phase_breakdown,
     "batch_timeline.png": batch_timeline,
+    "cost_ladder.png": cost_ladder,
     "queue_length.png": queue_timeline,
 }

@@ -324,3 +324,40 @@ def test_a_queued_task_that_returned_the_wrong_value_is_caught(ev: Evidence) -> 
     q["values"][2] = 0
     driver.check_queued(ev, q)
     assert_only_fails(ev, "messages_wait_for_a_worker")
+
+
+# --- the cost ladder --------------------------------------------------------------------------
+
+def ladder(**rates: float) -> list[Row]:
+    """measure.cost_ladder + the lab's batch, with a real run's rates (600 tasks each)."""
+    measured = {"bench shape": 1792.2, "+ acks": 1161.9, "+ prefetch x4": 1166.6,
+                "+ result backend": 840.9, "+ INFO log": 759.8, driver.LAB_RUNG: 906.9,
+                driver.EVENTS_RUNG: 569.3, "bench shape (again)": 1796.3}
+    measured.update(rates)
+    return [{"rung": name, "n": 600, "publish_tasks_per_s": 1668.1, "drain_tasks_per_s": rate}
+            for name, rate in measured.items()]
+
+
+def test_the_ladder_holds_and_reports_the_result_contract(ev: Evidence) -> None:
+    driver.check_throughput(ev, ladder())
+    assert all(f.holds for f in ev.findings)
+    m = ev.measurements
+    assert m["drain_tasks_per_s"] == 906.9 and m["publish_tasks_per_s"] == 1668.1
+    assert m["bench_shape_tasks_per_s"] == pytest.approx(1794.2, abs=0.1)
+    assert m["instrumentation_overhead"] == pytest.approx(1 - 569.3 / 906.9, abs=0.001)
+
+
+def test_a_worker_that_drains_faster_than_the_client_publishes_fails_the_claim(ev: Evidence) -> None:
+    rows = ladder()
+    for r in rows:
+        r["publish_tasks_per_s"] = 800.0  # a slow client: now it is the limit
+    driver.check_throughput(ev, rows)
+    assert_only_fails(ev, "a_batch_is_limited_by_the_worker_not_the_client")
+
+
+@pytest.mark.parametrize("rung, rate", [("+ acks", 1750.0), ("+ result backend", 1100.0),
+                                        (driver.EVENTS_RUNG, 880.0)])
+def test_a_step_that_costs_next_to_nothing_fails_the_cost_claim(ev: Evidence, rung: str,
+                                                                 rate: float) -> None:
+    driver.check_throughput(ev, ladder(**{rung: rate}))
+    assert_only_fails(ev, "acks_results_and_events_cost_throughput")

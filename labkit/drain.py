@@ -1,0 +1,144 @@
+"""A worker's throughput measured on a pre-filled queue: fill it first, then open it.
+
+A batch sent while a worker consumes measures the slower of the publisher and the worker. Here
+the queue is filled while nothing consumes it (publishing timed as its own quantity), then
+opened to the worker(s) with ``add_consumer``. The drain runs from the stamp of a marker task
+published first (``kit.stamp``: opening is not the start, since a worker blocked in BRPOP on
+its other queues only adds the new one when that BRPOP returns, up to a second later) to the
+end of the last task: the last ``date_done`` the worker stored in the result backend or, for a
+worker without one, the stamp of a marker published last. Neither needs task events, so a
+drain can be measured with the lab's instruments off.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from celery import Celery
+
+from labkit.broker import Broker
+from labkit.errors import SetupError
+
+MARKER = "kit.stamp"
+
+
+@dataclass
+class Drain:
+    """One pre-filled drain: ``n`` tasks published in ``publish_s``, drained from ``started_at``
+    (the first marker's stamp) to ``ended_at`` (the last task's end)."""
+
+    queue: str
+    n: int
+    publish_s: float
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    ids: list[str] = field(default_factory=list)
+    submits: list[float] = field(default_factory=list)  # client clock, one per task
+    metas: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def publish_rate(self) -> float:
+        return self.n / self.publish_s
+
+    @property
+    def drain_s(self) -> float:
+        return self.ended_at - self.started_at
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.drain_s
+
+    def row(self) -> dict[str, Any]:
+        return {"queue": self.queue, "n": self.n, "publish_s": round(self.publish_s, 4),
+                "publish_tasks_per_s": round(self.publish_rate, 1),
+                "drain_s": round(self.drain_s, 4), "drain_tasks_per_s": round(self.rate, 1)}
+
+
+def fill(app: Celery, task: str, args: Sequence[Sequence[Any]], queue: str, start_key: str,
+         end_key: str | None = None) -> Drain:
+    """Publish a ``kit.stamp`` marker, then one ``task`` per args tuple, to ``queue`` (nothing
+    consumes it yet), on one producer as fast as one client can; with ``end_key``, a marker
+    last too."""
+    ids, submits = [], []
+    with app.producer_or_acquire() as producer:
+        app.send_task(MARKER, args=[start_key], queue=queue, producer=producer)
+        started = time.perf_counter()
+        for one in args:
+            submits.append(time.time())
+            ids.append(app.send_task(task, args=list(one), queue=queue, producer=producer).id)
+        publish_s = time.perf_counter() - started
+        if end_key:
+            app.send_task(MARKER, args=[end_key], queue=queue, producer=producer)
+    return Drain(queue, len(ids), publish_s, ids=ids, submits=submits)
+
+
+def open_queue(app: Celery, hostnames: Sequence[str], queue: str, timeout: float,
+               no_ack: bool = False) -> None:
+    """Let the workers consume ``queue`` (``no_ack``: without acknowledging, as Celery's own
+    worker benchmark consumes)."""
+    replies = app.control.add_consumer(queue, destination=list(hostnames), reply=True,
+                                       timeout=timeout, options={"no_ack": True} if no_ack else None)
+    answered = {host for reply in replies for host in reply}
+    if set(hostnames) - answered:
+        raise SetupError(f"add_consumer {queue}: no reply from {sorted(set(hostnames) - answered)}")
+
+
+def close_queue(app: Celery, hostnames: Sequence[str], queue: str, timeout: float) -> None:
+    app.control.cancel_consumer(queue, destination=list(hostnames), reply=True, timeout=timeout)
+
+
+def _date_done(meta: dict[str, Any]) -> float:
+    done = meta["date_done"]
+    return (datetime.fromisoformat(done) if isinstance(done, str) else done).timestamp()
+
+
+def wait_results(app: Celery, broker: Broker, drain: Drain, timeout: float) -> None:
+    """Until every task stored its result; the end is the last ``date_done``. While the queue
+    still holds work the client only checks its length (a cheap LLEN, 20 times a second),
+    so the waiting costs the drain next to nothing."""
+    deadline = time.monotonic() + timeout
+    with broker.client() as r:
+        while r.llen(broker.key(drain.queue)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    metas = dict(app.backend.get_many(set(drain.ids), timeout=max(0.1, deadline - time.monotonic()),
+                                      interval=0.05))
+    drain.metas = [metas[i] for i in drain.ids]
+    drain.ended_at = max(_date_done(m) for m in drain.metas)
+
+
+def wait_stamp(broker: Broker, drain: Drain, key: str, timeout: float) -> float:
+    """The time a marker stamped under ``key``, once it has run."""
+    deadline = time.monotonic() + timeout
+    with broker.client() as r:
+        while time.monotonic() < deadline:
+            raw = r.get(broker.key(key))
+            if raw is not None:
+                return float(raw)
+            time.sleep(0.05)
+    raise SetupError(f"drain of {drain.queue}: a marker did not run within {timeout:.0f} s")
+
+
+def measure(app: Celery, publisher: Celery, broker: Broker, hostnames: Sequence[str], task: str,
+            args: Sequence[Sequence[Any]], timeout: float, *, results: bool = True,
+            no_ack: bool = False) -> Drain:
+    """Fill a fresh queue with ``task`` x ``args``, open it to ``hostnames``, time the drain.
+
+    ``results=False`` is for workers without a result backend: the end is the last marker's
+    stamp (on a solo pool it runs last; on a pool with c slots up to c - 1 tasks may still run).
+    """
+    queue = f"drain-{uuid.uuid4().hex[:8]}"
+    start_key, end_key = f"kit:drain:{queue}:start", None if results else f"kit:drain:{queue}:end"
+    drain = fill(publisher, task, args, queue, start_key, end_key)
+    open_queue(app, hostnames, queue, timeout=min(timeout, 5.0), no_ack=no_ack)
+    if results:
+        wait_results(app, broker, drain, timeout)
+    else:
+        drain.ended_at = wait_stamp(broker, drain, end_key, timeout)
+    drain.started_at = wait_stamp(broker, drain, start_key, timeout)
+    close_queue(app, hostnames, queue, timeout=min(timeout, 5.0))
+    return drain
