@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,8 @@ class LabSession:
 
     # -- throughput on a pre-filled queue (labkit.drain) -----------------------------------
     def drain(self, workers: list[Worker], task: str, args: list[tuple], *, timeout: float,
-              results: bool = True, no_ack: bool = False) -> drain.Drain:
+              results: bool = True, no_ack: bool = False,
+              wake: Sequence[str] = ()) -> drain.Drain:
         """Fill a fresh queue with ``task`` x ``args`` while nothing consumes it, then time
         ``workers`` draining it. The publisher is a second client on the run's broker that
         sends no task-sent events (filling costs the event recorder nothing); it is never the
@@ -160,7 +161,7 @@ class LabSession:
             self._stack.callback(self._publisher.close)
         return drain.measure(self.app, self._publisher, self.broker,
                              [w.hostname for w in workers], task, args, timeout,
-                             results=results, no_ack=no_ack)
+                             results=results, no_ack=no_ack, wake=wake)
 
     # -- what the tasks left in Redis (labkit.taskside) ------------------------------------
     def records(self, name: str) -> list[dict[str, Any]]:

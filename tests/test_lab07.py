@@ -21,6 +21,9 @@ FINDINGS = {
     "prefork_enforces_soft_and_hard_time_limits",
     "threads_do_not_scale_cpu_work",
     "which_pools_enforce_time_limits",
+    "io_throughput_follows_the_one_worker_bound",
+    "throughput_is_measured_with_the_instruments_off",
+    "more_worker_processes_lift_the_ceiling",
 }
 
 
@@ -44,6 +47,21 @@ def test_the_sweep_as_measured(lab07):
     assert f["prefetch_holds_short_tasks_behind_a_long_one"]["stuck_with_multiplier_1_acks_late"] == 0
     choose = result["measurements"]["choose"]
     assert {row["workload"] for row in choose} == {"io", "cpu", "mixed"}
+
+
+def test_the_bound_and_the_ceiling_as_measured(lab07):
+    _, result, _ = lab07
+    m = result["measurements"]
+    assert set(m["ceiling_tasks_per_s"]) == {"prefork", "threads", "gevent", "solo"}
+    rows = {(r["pool"], r["concurrency"], r["workload"]): r for r in m["bound_rows"]}
+    assert len(rows) == 3 * 7  # prefork 1, 2; threads 1, 2; gevent 1, 24; solo
+    for r in rows.values():
+        assert r["bound"] == min(r["ideal"], r["ceiling"])
+    # one green worker at 24 x 40 ms is held by its ceiling: a second process adds to it
+    green = rows[("gevent", 24, "io")]
+    assert green["ideal"] == 600 and green["throughput"] <= 1.25 * green["ceiling"]
+    assert m["two_workers"]["throughput"] > green["throughput"]
+    assert 0 < m["instrumentation_overhead"] < 1
 
 
 def test_figures_read_at_a_glance(lab07):

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery.result import AsyncResult
 
-from labkit.drain import Drain
+from labkit.drain import QUICK_JOIN, Drain
 from labkit.redis_state import lpush_calls, queue_length, queued_messages
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -90,7 +90,8 @@ def batch(session: LabSession, worker: Worker, n: int,
           timeout: float) -> tuple[list[dict[str, Any]], Drain]:
     """``n`` tasks published into a queue nothing consumes yet, then drained by the lab's
     worker: the client's publishing rate and the worker's draining rate, apart."""
-    drained = session.drain([worker], add.name, [(i, 1) for i in range(n)], timeout=timeout)
+    drained = session.drain([worker], add.name, [(i, 1) for i in range(n)], timeout=timeout,
+                            wake=["celery"])
     rows = [{"i": i, "id": task_id, "submit": t, "value": meta["result"], "expected": i + 1}
             for i, (task_id, t, meta) in enumerate(zip(drained.ids, drained.submits,
                                                        drained.metas, strict=True))]
@@ -101,7 +102,7 @@ def batch(session: LabSession, worker: Worker, n: int,
 # The cost ladder: from the shape of Celery's own worker benchmark (t/benchmarks/bench_worker.py:
 # solo pool, no_ack queue, prefetch multiplier 0, no result backend, no events, CRITICAL log)
 # to the lab's worker, one thing at a time. (name, worker options, settings, no_ack, results)
-NO_EVENTS = {"worker_send_task_events": False}
+NO_EVENTS = {"worker_send_task_events": False, **QUICK_JOIN}
 NO_RESULTS = {**NO_EVENTS, "result_backend": None}
 QUIET = {"loglevel": "CRITICAL", "events": False}
 LADDER = [
@@ -126,7 +127,8 @@ def cost_ladder(session: LabSession, concurrency: int, n: int,
     for i, (name, _, _, no_ack, results) in enumerate([*LADDER, LADDER[0]]):
         worker = workers[i % len(LADDER)]
         drained = session.drain([worker], add.name, [(k, 1) for k in range(n)], timeout=timeout,
-                                results=results, no_ack=no_ack)
+                                results=results, no_ack=no_ack,
+                                wake=[f"lab01.rung{i % len(LADDER)}"])
         rows.append({"rung": name if i < len(LADDER) else f"{name} (again)", **drained.row()})
     session.stop_workers(workers, timeout=3)
     return rows

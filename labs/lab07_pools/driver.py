@@ -33,6 +33,8 @@ PARAMS = {
                      "per-task cost, not the wait, sets the pace)", min=0.04, max=2),
     "cpu_ms": Param(20.0, "CPU-bound task: milliseconds of pure-Python work", min=1, max=2000),
     "per_slot": Param(4, "tasks per concurrency slot in each batch", quick=3, min=1, max=50),
+    "noop_tasks": Param(1000, "no-op tasks per ceiling drain (a worker's own limit, per pool)",
+                        quick=500, min=300, max=20000),
     "soft_limit": Param(0.5, "task_soft_time_limit for the overrunning task, seconds", min=0.1,
                         max=30),
     "hard_limit": Param(1.0, "task_time_limit, seconds", min=0.2, max=60),
@@ -76,16 +78,39 @@ def measure_lab(s: LabSession) -> None:
     plan = configs(p)
     s.step(f"sweep: {len(plan)} worker configurations x io/cpu/mixed; {p.cpu_ms} ms of CPU = "
            f"{iterations} iterations; {cores} cores")
-    rows, control = measure.sweep(s, plan, latency=p.latency, iterations=iterations, cpu_s=p.cpu_ms / 1000,
-                         cores=cores, per_slot=p.per_slot, timeout=p.timeout)
-    s.measured(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None)
+    rows, control, ceilings = measure.sweep(
+        s, plan, latency=p.latency, iterations=iterations, cpu_s=p.cpu_ms / 1000, cores=cores,
+        per_slot=p.per_slot, noop_tasks=p.noop_tasks, timeout=p.timeout)
+    s.measured(cpu_cost_s=rows[0]["cpu_cost_s"] if rows else None,
+               ceiling_tasks_per_s={pool: round(rate, 1) for pool, rate in ceilings.items()},
+               bound_rows=bound_rows(rows))
     s.write_csv("sweep.csv", rows)
     if control:
         s.step(f"control: {control['processes']} plain processes ran the CPU work "
                f"{control['speedup']:.2f}x faster than one, right after prefork's batch")
     s.measured(parallel_control=control)
-    check_sweep(s.evidence, rows, cores, control["speedup"] if control else 1.0)
+    machine_speedup = control["speedup"] if control else 1.0
+    check_sweep(s.evidence, rows, cores, machine_speedup)
+    check_bound(s.evidence, rows)
     check_memory(s.evidence, rows)
+
+    top = top_green_io(rows) or max((r for r in rows if r["workload"] == "io"),
+                                    key=lambda r: r["concurrency"])
+    s.step(f"the instruments' cost: {top['pool']} x{top['concurrency']} no-op drain with events on")
+    cost = measure.events_cost(s, top["pool"], top["concurrency"], ceilings[top["pool"]],
+                               p.noop_tasks, p.timeout)
+    s.measured(instrumentation_overhead=round(cost["overhead"], 3), events_cost=cost)
+    check_instruments_off(s.evidence, s.events.snapshot(), [f"{pool}{c}@" for pool, c in plan],
+                          cost)
+    green = top_green_io(rows)
+    if green:
+        s.step(f"two worker processes of {green['pool']} x{green['concurrency']} on one IO queue")
+        two = measure.two_workers(s, green["pool"], green["concurrency"], p.latency,
+                                  green["n"], p.timeout)
+        s.measured(two_workers=two)
+        check_two_workers(s.evidence, green, two, machine_speedup)
+    s.write_json("ceiling.json", {"ceiling_tasks_per_s": ceilings, "events_cost": cost,
+                                  "two_workers": two if green else None})
 
     s.step(f"time limits (soft {p.soft_limit} s, hard {p.hard_limit} s) on every pool")
     limits = measure.time_limits(s, p.pools, p.soft_limit, p.hard_limit,
@@ -100,6 +125,81 @@ def measure_lab(s: LabSession) -> None:
     check_hol(s.evidence, hol)
 
     s.measured(choose=choose(rows))
+
+
+def bound_rows(rows: list[dict]) -> list[dict[str, Any]]:
+    """The result contract: per configuration and workload, throughput against
+    ``bound = min(ideal, ceiling)``, ``ratio = throughput / bound``."""
+    return [{"pool": r["pool"], "concurrency": r["concurrency"], "workload": r["workload"],
+             "throughput": round(r["throughput"], 1), "ideal": round(r["ideal"], 1),
+             "ceiling": round(r["ceiling"], 1), "bound": round(r["bound"], 1),
+             "ratio": round(r["of_bound"], 3)} for r in rows]
+
+
+def top_green_io(rows: list[dict]) -> dict | None:
+    """The IO row of the green pool configuration with the most concurrency (the one the
+    ceiling limits most)."""
+    green = [r for r in rows if r["pool"] in GREEN and r["workload"] == "io"]
+    return max(green, key=lambda r: (r["concurrency"], r["throughput"])) if green else None
+
+
+# On IO work the bound predicts one worker's throughput within this band.
+BOUND_BAND = (0.5, 1.25)
+
+
+def check_bound(ev: Evidence, rows: list[dict]) -> None:
+    io_rows = [r for r in rows if r["workload"] == "io"]
+    low, high = BOUND_BAND
+    ev.check("io_throughput_follows_the_one_worker_bound",
+             "on IO work one worker's throughput follows min(ideal, ceiling), its ceiling being "
+             "the no-op tasks it drains per second: below the ceiling concurrency pays; past it "
+             "more concurrency in the same worker buys nothing",
+             {f"{r['pool']}x{r['concurrency']}": {"throughput": round(r["throughput"], 1),
+                                                  "ideal": round(r["ideal"], 1),
+                                                  "ceiling": round(r["ceiling"], 1),
+                                                  "of_bound": round(r["of_bound"], 3)}
+              for r in io_rows},
+             f"throughput / bound within [{low}, {high}] for every IO configuration",
+             bool(io_rows) and all(low <= r["of_bound"] <= high for r in io_rows))
+
+
+def check_instruments_off(ev: Evidence, events: list[dict], measured_hosts: list[str],
+                          cost: dict[str, Any]) -> None:
+    """The sweep's workers sent no task events: the throughput was measured without the lab's
+    instruments (the drains are timed from markers and the results' date_done)."""
+    sent = sum(1 for e in events if e.get("type", "").startswith("task-")
+               and any(str(e.get("hostname", "")).startswith(h) for h in measured_hosts))
+    ev.check("throughput_is_measured_with_the_instruments_off",
+             "the measured workers send no task events, so the throughput is Celery's, not "
+             "Celery's plus the lab's instruments (on a no-op drain events would cost "
+             f"{cost['pool']} x{cost['concurrency']} {cost['overhead']:.0%} of its rate)",
+             {"task_events_from_measured_workers": sent,
+              "no_op_rate_without_events": round(cost["without_events"], 1),
+              "no_op_rate_with_events": round(cost["with_events"], 1)},
+             "0 task events", sent == 0)
+
+
+# Two worker processes must beat one by this factor, when the one is held by its ceiling.
+MIN_TWO_WORKER_GAIN = 1.25
+
+
+def check_two_workers(ev: Evidence, one: dict, two: dict[str, Any], machine_speedup: float) -> None:
+    gain = two["throughput"] / one["throughput"]
+    # a second process helps only if the first was held by its ceiling and the machine has a
+    # core to give it (the control: plain processes on the same machine, minutes apart)
+    decidable = one["ideal"] > 1.5 * one["ceiling"] and machine_speedup >= MIN_SPARE_PARALLELISM
+    ev.check("more_worker_processes_lift_the_ceiling",
+             "the one-worker ceiling is per process: two worker processes of the same "
+             "configuration drain an IO queue faster than one",
+             {"one_worker": round(one["throughput"], 1), "two_workers": round(two["throughput"], 1),
+              "gain": round(gain, 2), "one_worker_ideal": round(one["ideal"], 1),
+              "one_worker_ceiling": round(one["ceiling"], 1),
+              "plain_processes_speedup": round(machine_speedup, 2)},
+             (f"two / one >= {MIN_TWO_WORKER_GAIN}" if decidable else
+              "undecidable here (the one worker was not held by its ceiling, ideal <= 1.5 x "
+              f"ceiling, or the machine gave plain processes under {MIN_SPARE_PARALLELISM}x): "
+              "two / one > 0.8"),
+             gain >= MIN_TWO_WORKER_GAIN if decidable else gain > 0.8)
 
 
 def _best(rows: list[dict], pool: str, workload: str) -> dict | None:
@@ -266,7 +366,7 @@ LAB = Lab(
     figures=plots.FIGURES,
     params=PARAMS,
     validate=validate,
-    wall_time="default about 105 s, --quick about 60 s",
+    wall_time="default about 130 s, --quick about 70 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 07``.

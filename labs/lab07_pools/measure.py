@@ -8,9 +8,9 @@ import multiprocessing
 import time
 from typing import Any
 
+from labkit.drain import QUICK_JOIN
 from labkit.session import LabSession
-from labkit.stats import summary
-from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, overrun, spin
+from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, noop, overrun, spin
 
 QUEUE = "lab07"
 
@@ -26,22 +26,6 @@ def _timed(iterations: int) -> float:
     started = time.perf_counter()
     spin(iterations)
     return time.perf_counter() - started
-
-
-def batch(session: LabSession, signature, n: int, timeout: float) -> dict[str, Any]:
-    """Send ``n`` tasks at once; throughput and latency from the client clock and the events."""
-    submits, results = [], []
-    for _ in range(n):
-        submits.append(time.time())
-        results.append(signature.apply_async(queue=QUEUE))
-    ids = {r.id for r in results}
-    session.events.wait_for_tasks(ids, timeout=timeout)
-    events = {i: e["task-succeeded"] for i, e in session.events.by_task().items() if i in ids}
-    latencies = [events[r.id]["timestamp"] - t for r, t in zip(results, submits, strict=True)]
-    elapsed = max(e["timestamp"] for e in events.values()) - submits[0]
-    return {"n": n, "elapsed_s": elapsed, "throughput": n / elapsed,
-            "min_runtime_s": min(float(e.get("runtime") or 0) for e in events.values()), **{
-                f"latency_{k}": v for k, v in summary(latencies).items() if k in ("p50", "p99")}}
 
 
 def cpu_reference(concurrencies: list[int], cores: int) -> int | None:
@@ -70,41 +54,56 @@ def parallel_speedup(iterations: int, processes: int, cpu_s: float) -> dict[str,
             "parallel_s": elapsed[processes], "speedup": elapsed[1] / elapsed[processes]}
 
 
+# The measured workers send no task events: on short tasks events cost a worker a large share
+# of its rate (Lab 01 measures it), and the drains are timed without them (labkit.drain).
+NO_EVENTS = {"events": False, "settings": {"worker_send_task_events": False, **QUICK_JOIN}}
+
+
 def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float,
-          iterations: int, cpu_s: float, cores: int, per_slot: int,
-          timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Every configuration's rows, and the control (plain processes) taken right after
-    prefork's CPU batch at the concurrency the CPU claim compares with."""
-    rows = []
+          iterations: int, cpu_s: float, cores: int, per_slot: int, noop_tasks: int,
+          timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, float]]:
+    """Every configuration's rows (each workload a drain of a pre-filled queue), the control
+    (plain processes) taken right after prefork's CPU batch at the concurrency the CPU claim
+    compares with, and each pool's ceiling: no-op tasks drained per second by its worker at
+    the pool's highest concurrency."""
+    rows, ceilings = [], {}
     control = None
     control_at = cpu_reference([c for pool, c in configs if pool == "prefork"], cores)
+    top = {pool: max(c for p, c in configs if p == pool) for pool, _ in configs}
     for pool, concurrency in configs:
         worker = session.start_worker(f"{pool}{concurrency}", pool=pool, concurrency=concurrency,
-                                      queues=[QUEUE])
-        batch(session, io.s(0.0), 2, timeout)  # warm up: connections, green hub, pool children
+                                      queues=[QUEUE], **NO_EVENTS)
+        # warm up: connections, the green hub, pool children
+        session.drain([worker], io.name, [(0.0,)] * 2, timeout=timeout, wake=[QUEUE])
         rss = worker.rss_bytes()
         n_io = max(8, per_slot * concurrency)
-        # CPU timings want a batch long against the fixed costs (publishing, the first delivery):
-        # about a second of ideal work at least
+        # CPU timings want a batch long against the fixed costs: a second of ideal work at least
         n_cpu = max(24, 4 * per_slot * min(concurrency, cores),
                     math.ceil(1.0 * min(concurrency, cores) / cpu_s))
         n_mixed = max(8, per_slot * min(concurrency, 8))  # CPU-bound past a few slots anyway
         workloads = {
-            "io": (io.s(latency), n_io),
-            "cpu": (cpu.s(iterations), n_cpu),
-            "mixed": (mixed.s(iterations, latency), n_mixed),
+            "io": (io.name, [(latency,)] * n_io),
+            "cpu": (cpu.name, [(iterations,)] * n_cpu),
+            "mixed": (mixed.name, [(iterations, latency)] * n_mixed),
         }
-        for name, (signature, n) in workloads.items():
-            measured = batch(session, signature, n, timeout)
+        for name, (task, args) in workloads.items():
+            drained = session.drain([worker], task, args, timeout=timeout, wake=[QUEUE])
             rows.append({"pool": pool, "concurrency": concurrency, "workload": name,
-                         "start_s": worker.ready_s, "rss_mb": rss / 1e6, **measured})
+                         "start_s": worker.ready_s, "rss_mb": rss / 1e6, "n": drained.n,
+                         "elapsed_s": drained.drain_s, "throughput": drained.rate,
+                         # what the CPU work took where it ran (the task returns it)
+                         "min_runtime_s": (min(m["result"] for m in drained.metas)
+                                           if name != "io" else None)})
             if pool == "prefork" and name == "cpu" and concurrency == control_at:
                 # the machine's parallelism at the same moment, for the CPU claim's margin
                 control = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
+        if concurrency == top[pool]:
+            ceilings[pool] = session.drain([worker], noop.name, [()] * noop_tasks,
+                                           timeout=timeout, wake=[QUEUE]).rate
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
-    # the CPU cost is what the fastest execution of the CPU task took in any worker (the
-    # driver's calibration only aimed at it); the ideals follow from it
+    # the CPU cost is the fastest execution of the CPU task in any worker (the driver's
+    # calibration only aimed at it); the ideals follow from it, the bounds from the ceilings
     cost = min(r["min_runtime_s"] for r in rows if r["workload"] == "cpu")
     for r in rows:
         c = r["concurrency"]
@@ -112,7 +111,38 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
         r["ideal"] = {"io": c / latency, "cpu": min(c, cores) / cost,
                       "mixed": min(c / (cost + latency), cores / cost)}[r["workload"]]
         r["ratio"] = r["throughput"] / r["ideal"]
-    return rows, control
+        r["ceiling"] = ceilings[r["pool"]]
+        r["bound"] = min(r["ideal"], r["ceiling"])
+        r["of_bound"] = r["throughput"] / r["bound"]
+    return rows, control, ceilings
+
+
+def events_cost(session: LabSession, pool: str, concurrency: int, without: float, n: int,
+                timeout: float) -> dict[str, Any]:
+    """The same no-op drain on the same pool with task events on: what the lab's instruments
+    would cost the measured worker."""
+    worker = session.start_worker(f"{pool}{concurrency}-events", pool=pool,
+                                  concurrency=concurrency, queues=[f"{QUEUE}_events"],
+                                  settings=QUICK_JOIN)
+    with_events = session.drain([worker], noop.name, [()] * n, timeout=timeout,
+                                wake=[f"{QUEUE}_events"]).rate
+    session.stop_workers([worker], timeout=1.5)
+    return {"pool": pool, "concurrency": concurrency, "without_events": without,
+            "with_events": with_events, "overhead": 1 - with_events / without}
+
+
+def two_workers(session: LabSession, pool: str, concurrency: int, latency: float, n: int,
+                timeout: float) -> dict[str, Any]:
+    """Two worker processes of the same configuration draining one pre-filled IO queue, each
+    with as much work as the one worker of the sweep had."""
+    own = [f"{QUEUE}_two_{i}" for i in range(2)]  # each worker's, to wake it (labkit.drain)
+    workers = session.start_workers({
+        f"{pool}{concurrency}-{i}": {"pool": pool, "concurrency": concurrency,
+                                     "queues": [queue], **NO_EVENTS} for i, queue in enumerate(own)})
+    drained = session.drain(workers, io.name, [(latency,)] * (2 * n), timeout=timeout, wake=own)
+    session.stop_workers(workers, timeout=1.5)
+    return {"pool": pool, "concurrency": concurrency, "workers": 2, "n": drained.n,
+            "throughput": drained.rate}
 
 
 def time_limits(session: LabSession, pools: list[str], soft: float, hard: float, runs_for: float,

@@ -6,33 +6,89 @@ import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
-from labkit.plotting import new_figure
+from labkit.plotting import legend_outside, new_figure
 from labkit.results import read_csv
 
 COLOURS = {"prefork": "tab:blue", "threads": "tab:orange", "gevent": "tab:green",
            "eventlet": "tab:purple", "solo": "tab:red"}
 
 
+WORKLOADS = ("io", "cpu", "mixed")
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # 200, not 2 x 10^2
+
+
 def throughput(run_dir: Path) -> Figure:
+    """One panel per pool and workload, so each pool's lines stay apart: measured against the
+    ideal, the ceiling (its no-op drain rate) and the bound, the smaller of the two."""
     rows = read_csv(run_dir / "sweep.csv")
-    fig, axes = new_figure(14, 4.2, ncols=3)
-    for ax, workload in zip(axes, ("io", "cpu", "mixed"), strict=True):
-        mine = [r for r in rows if r["workload"] == workload]
-        for pool, colour in COLOURS.items():
-            pts = sorted((r["concurrency"], r["throughput"], r["ideal"]) for r in mine
-                         if r["pool"] == pool)
-            if not pts:
-                continue
-            ax.plot([c for c, _, _ in pts], [t for _, t, _ in pts], marker="o", color=colour,
-                    label=pool)
-            ax.plot([c for c, _, _ in pts], [i for _, _, i in pts], linestyle=":", color=colour)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("concurrency")
-        ax.set_ylabel("tasks/s")
-        ax.set_title(f"{workload}: measured (solid) against ideal (dotted)", fontsize=10)
-    axes[0].legend(fontsize=8)
+    pools = [pool for pool in COLOURS if any(r["pool"] == pool for r in rows)]
+    fig = Figure(figsize=(3.1 * len(pools) + 1.5, 8), layout="constrained")
+    grid = fig.subplots(len(WORKLOADS), len(pools), squeeze=False)
+    for i, workload in enumerate(WORKLOADS):
+        for j, pool in enumerate(pools):
+            ax = grid[i][j]
+            pts = sorted((r["concurrency"], r) for r in rows
+                         if r["pool"] == pool and r["workload"] == workload)
+            xs = [c for c, _ in pts]
+            colour = COLOURS[pool]
+            ax.plot(xs, [r["bound"] for _, r in pts], color=colour, linewidth=6, alpha=0.2,
+                    label="bound = min(ideal, ceiling)")
+            ax.plot(xs, [r["ideal"] for _, r in pts], color="black", linestyle=":",
+                    label="ideal")
+            ax.axhline(pts[0][1]["ceiling"], color="tab:red", linestyle="--", linewidth=1,
+                       label="ceiling: no-op tasks/s of one worker")
+            ax.plot(xs, [r["throughput"] for _, r in pts], color=colour, marker="o",
+                    label="measured")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(xs, [f"{c:g}" for c in xs])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(PLAIN)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_title(f"{pool}: {workload}", fontsize=9)
+            ax.set_xlabel("concurrency (slots)", fontsize=8)
+            ax.set_ylabel("tasks/s", fontsize=8)
+    handles, _ = grid[0][0].get_legend_handles_labels()
+    fig.legend(handles, ["bound = min(ideal, ceiling)", "ideal", "ceiling: no-op tasks/s of "
+                         "one worker", "measured (pool colour)"], loc="outside lower center",
+               ncols=4, fontsize=8)
+    fig.suptitle("One worker per configuration, pre-filled queues, events off", fontsize=10)
+    return fig
+
+
+def ceiling(run_dir: Path) -> Figure:
+    """Each pool's ceiling, and what the lab's instruments (task events) would take off it."""
+    m = json.loads((run_dir / "ceiling.json").read_text())
+    ceilings = m["ceiling_tasks_per_s"]
+    cost = m.get("events_cost")
+    two = m.get("two_workers")
+    fig, (ax1, ax2) = new_figure(11, 4, ncols=2)
+    pools = list(ceilings)
+    ax1.bar(range(len(pools)), [ceilings[p] for p in pools],
+            color=[COLOURS.get(p, "gray") for p in pools], label="events off (the sweep)")
+    if cost:
+        ax1.scatter([pools.index(cost["pool"])], [cost["with_events"]], marker="v", s=80,
+                    color="black", zorder=3, label=f"{cost['pool']} with events on")
+    ax1.set_xticks(range(len(pools)), pools)
+    ax1.set_xlabel("pool, at its highest concurrency")
+    ax1.set_ylabel("no-op tasks drained per second (tasks/s)")
+    ax1.set_title("The one-worker ceiling", fontsize=10)
+    legend_outside(ax1)
+    if two:
+        one = next(r for r in read_csv(run_dir / "sweep.csv") if r["pool"] == two["pool"]
+                   and r["concurrency"] == two["concurrency"] and r["workload"] == "io")
+        ax2.bar([0, 1], [one["throughput"], two["throughput"]], color=COLOURS.get(two["pool"]))
+        ax2.axhline(one["ceiling"], color="tab:red", linestyle="--", linewidth=1,
+                    label="one worker's ceiling")
+        ax2.set_xticks([0, 1], ["1 worker", "2 workers"])
+        ax2.set_xlabel(f"{two['pool']} x{two['concurrency']} worker processes")
+        ax2.set_ylabel("IO tasks/s")
+        ax2.set_title("More processes, not more concurrency, lift it", fontsize=10)
+        legend_outside(ax2)
+    else:
+        ax2.set_axis_off()
     return fig
 
 
@@ -43,6 +99,7 @@ def memory(run_dir: Path) -> Figure:
     ax.bar(range(len(rows)), [r["rss_mb"] for r in rows],
            color=[COLOURS.get(r["pool"], "gray") for r in rows])
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_xlabel("pool and concurrency")
     ax.set_ylabel("resident memory of the worker's process tree, MB")
     ax.set_title("Memory per pool and concurrency", fontsize=10)
     return fig
@@ -58,13 +115,15 @@ def head_of_line(run_dir: Path) -> Figure:
     ax.axhline(hol[0]["long_s"], color="tab:red", linestyle="--", label="the long task")
     ax.set_xticks(range(len(hol)), [f"x{c['multiplier']}" for c in hol])
     ax.set_ylabel("short task latency, s")
+    ax.set_xlabel("prefetch multiplier of the two single-process workers")
     ax.set_title("Short tasks stuck behind a long one by prefetch", fontsize=10)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return fig
 
 
 FIGURES = {
     "throughput.png": throughput,
+    "ceiling.png": ceiling,
     "memory.png": memory,
     "head_of_line.png": head_of_line,
 }

@@ -1,5 +1,6 @@
 """Lab 07's workloads: IO-bound (a sleep of fixed latency), CPU-bound (pure-Python work of a
-calibrated number of iterations), mixed; and a task that overruns its time limits."""
+calibrated number of iterations), mixed, nothing at all (the ceiling); and a task that overruns
+its time limits."""
 
 from __future__ import annotations
 
@@ -27,16 +28,28 @@ def io(latency: float) -> float:
     return latency
 
 
+@shared_task(name="lab07.noop")
+def noop() -> None:
+    """Nothing: what a worker drains per second of these is its own ceiling."""
+
+
+def _timed_spin(iterations: int) -> float:
+    started = time.perf_counter()
+    spin(iterations)
+    return time.perf_counter() - started
+
+
 @shared_task(name="lab07.cpu")
-def cpu(iterations: int) -> int:
-    return spin(iterations)
+def cpu(iterations: int) -> float:
+    """Returns the seconds its work took: the CPU cost, measured where it ran, without events."""
+    return _timed_spin(iterations)
 
 
 @shared_task(name="lab07.mixed")
-def mixed(iterations: int, latency: float) -> int:
-    spin(iterations)
+def mixed(iterations: int, latency: float) -> float:
+    spent = _timed_spin(iterations)
     time.sleep(latency)
-    return iterations
+    return spent
 
 
 @shared_task(bind=True, name="lab07.overrun")

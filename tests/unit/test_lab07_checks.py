@@ -34,6 +34,8 @@ MEASURED = {
 RSS_MB = {"prefork": 118.5, "threads": 63.9, "gevent": 68.6, "eventlet": 73.2, "solo": 63.6}
 PREFORK_CHILD_MB = 54.4  # each extra prefork slot: one more child process (a real quick run)
 SPEEDUP = 1.91  # the control: two plain processes against one, right after prefork's batch
+# no-op tasks/s each pool's worker drained at its highest concurrency (a real quick run)
+CEILINGS = {"prefork": 949.0, "threads": 664.0, "gevent": 302.1, "eventlet": 311.0, "solo": 720.0}
 
 
 @pytest.fixture
@@ -44,6 +46,7 @@ def p() -> Params:
 # --- the sweep ---------------------------------------------------------------------------------
 
 def sweep(rss: dict[tuple[str, int], float] | None = None,
+          ceilings: dict[str, float] | None = None,
           **changed: tuple[float, float, float]) -> list[Row]:
     """measure.sweep's rows, ideal and ratio computed as it does, from MEASURED with some
     configurations' throughputs replaced (``threads_2=(io, cpu, mixed)``)."""
@@ -60,10 +63,13 @@ def sweep(rss: dict[tuple[str, int], float] | None = None,
                                                            if pool == "prefork" else 0.01 * c))
             ideal = {"io": c / LATENCY, "cpu": min(c, CORES) / COST,
                      "mixed": min(c / (COST + LATENCY), CORES / COST)}[workload]
+            ceiling = {**CEILINGS, **(ceilings or {})}[pool]
             rows.append({"pool": pool, "concurrency": c, "workload": workload, "start_s": 1.0,
                          "rss_mb": mb, "n": n, "elapsed_s": n / throughput,
                          "throughput": throughput, "cpu_cost_s": COST, "ideal": ideal,
-                         "ratio": throughput / ideal})
+                         "ratio": throughput / ideal, "ceiling": ceiling,
+                         "bound": min(ideal, ceiling),
+                         "of_bound": throughput / min(ideal, ceiling)})
     return rows
 
 
@@ -368,3 +374,95 @@ def test_prefork_measured_at_1_and_4_on_2_cores_is_compared_at_4(ev: Evidence) -
             if not (r["pool"] in ("prefork", "threads") and r["concurrency"] == 2)]
     driver.check_sweep(ev, rows, CORES, SPEEDUP)
     assert ev.finding(GIL).holds and "prefork_4_over_1" in ev.finding(GIL).measured
+
+
+# --- the one-worker bound, the instruments, two workers ----------------------------------------
+
+BOUND = "io_throughput_follows_the_one_worker_bound"
+
+
+def test_a_real_sweep_follows_its_bound_and_reports_the_result_contract(ev: Evidence) -> None:
+    rows = sweep()
+    driver.check_bound(ev, rows)
+    assert ev.finding(BOUND).holds
+    contract = driver.bound_rows(rows)
+    assert set(contract[0]) == {"pool", "concurrency", "workload", "throughput", "ideal",
+                                "ceiling", "bound", "ratio"}
+    green = next(r for r in contract if r["pool"] == "gevent" and r["concurrency"] == 16
+                 and r["workload"] == "io")
+    assert green["bound"] == 302.1 and green["ratio"] == pytest.approx(151.4 / 302.1, abs=0.001)
+
+
+def test_a_worker_that_beats_its_own_ceiling_on_io_is_caught(ev: Evidence) -> None:
+    # a ceiling measured too low (the instruments on, say) no longer bounds the IO rows
+    driver.check_bound(ev, sweep(ceilings={"gevent": 100.0}))
+    assert_only_fails(ev, BOUND)
+
+
+def test_a_pool_that_stalls_far_below_its_bound_is_caught(ev: Evidence) -> None:
+    # eventlet x16 at 60/s: neither its concurrency nor its ceiling explains it
+    driver.check_bound(ev, sweep(eventlet_16=(60.0, 39.8, 37.5)))
+    assert_only_fails(ev, BOUND)
+
+
+def events_cost(overhead: float = 0.25) -> Row:
+    return {"pool": "gevent", "concurrency": 16, "without_events": 302.1,
+            "with_events": 302.1 * (1 - overhead), "overhead": overhead}
+
+
+def event(kind: str, host: str) -> Row:
+    return {"type": kind, "hostname": host, "uuid": "x", "timestamp": 1.0}
+
+
+HOSTS = ["gevent1@", "gevent16@", "prefork2@"]
+
+
+def test_measured_workers_that_sent_no_task_events_hold(ev: Evidence) -> None:
+    others = [event("task-succeeded", "gevent16-events@celery-lab"),
+              event("worker-heartbeat", "gevent16@celery-lab")]
+    driver.check_instruments_off(ev, others, HOSTS, events_cost())
+    assert ev.finding("throughput_is_measured_with_the_instruments_off").holds
+
+
+def test_a_measured_worker_that_sent_task_events_is_caught(ev: Evidence) -> None:
+    driver.check_instruments_off(ev, [event("task-started", "gevent16@celery-lab")], HOSTS,
+                                 events_cost())
+    assert_only_fails(ev, "throughput_is_measured_with_the_instruments_off")
+
+
+def one_worker(throughput: float = 192.3, ideal: float = 2560.0, ceiling: float = 302.1) -> Row:
+    return {"pool": "gevent", "concurrency": 128, "workload": "io", "throughput": throughput,
+            "ideal": ideal, "ceiling": ceiling}
+
+
+def two(throughput: float) -> Row:
+    return {"pool": "gevent", "concurrency": 128, "workers": 2, "n": 1024,
+            "throughput": throughput}
+
+
+TWO = "more_worker_processes_lift_the_ceiling"
+
+
+def test_two_workers_that_nearly_double_a_ceiling_bound_one_hold(ev: Evidence) -> None:
+    driver.check_two_workers(ev, one_worker(), two(366.5), SPEEDUP)
+    assert ev.finding(TWO).holds
+
+
+def test_a_ceiling_shared_by_every_process_is_caught(ev: Evidence) -> None:
+    # were the ceiling the broker's or the machine's, a second process would add nothing
+    driver.check_two_workers(ev, one_worker(), two(200.0), SPEEDUP)
+    assert_only_fails(ev, TWO)
+
+
+def test_without_a_free_core_two_workers_only_must_not_collapse(ev: Evidence) -> None:
+    driver.check_two_workers(ev, one_worker(), two(200.0), 1.2)
+    assert ev.finding(TWO).holds and "undecidable" in ev.finding(TWO).expected
+    ev2 = Evidence(ev.run_dir)
+    driver.check_two_workers(ev2, one_worker(), two(120.0), 1.2)
+    assert not ev2.finding(TWO).holds
+
+
+def test_a_worker_not_held_by_its_ceiling_is_not_judged_on_the_gain(ev: Evidence) -> None:
+    driver.check_two_workers(ev, one_worker(throughput=150.0, ideal=160.0), two(170.0), SPEEDUP)
+    assert ev.finding(TWO).holds and "undecidable" in ev.finding(TWO).expected
+
