@@ -10,7 +10,7 @@ from labkit.results import held
 from tests.conftest import run_lab
 
 EXTREMES = {
-    "01_hello_world": ["concurrency=1", "sequential=5", "batch=10", "queued=1", "raw_rounds=10",
+    "01_hello_world": ["concurrency=1", "sequential=5", "batch=500", "queued=1", "raw_rounds=10",
                        "countdown=0.2", "idle=0"],
     "02_retry": ["countdown=0.2", "fail_times=1", "others=1", "max_retries=0", "backoff_tasks=24",
                  "backoff_retries=1", "visibility_timeout=0.2", "ratios=5", "trap_tasks=1"],
@@ -23,8 +23,8 @@ EXTREMES = {
     "06_routing": ["per_level=1", "broadcasts=1", "shared=2", "transient_keys=x,y", "topic_patterns=#",
                    "topic_keys=a.b.c", "unroutable_key=Z", "timeout=10"],
     "07_pools": ["pools=prefork,threads,gevent", "process_concurrency=1,4", "green_concurrency=1,64",
-                 "latency=0.04", "cpu_ms=5", "per_slot=1", "long_s=0.3", "shorts=4", "soft_limit=0.1",
-                 "hard_limit=0.2"],
+                 "latency=0.04", "cpu_ms=5", "per_slot=1", "noop_tasks=300", "long_s=0.3", "shorts=4",
+                 "soft_limit=0.1", "hard_limit=0.2"],
     "08_observability": ["poll_s=1", "scrape_s=5", "task_s=0.01", "tasks=5", "failures=5",
                          "scheduled=100", "countdown=0.5", "threshold=1", "result_expires=10",
                          "failure_expires=11", "timeout=10"],
