@@ -70,7 +70,7 @@ def test_the_cost_ladder_measures_the_worker_apart_from_the_client(lab01):
     assert 0 < m["instrumentation_overhead"] < 1
     assert m["publish_tasks_per_s"] > m["drain_tasks_per_s"]
     rungs = [r["rung"] for r in read_csv(run_dir / "cost_ladder.csv")]
-    assert rungs[0] == "bench shape" and rungs[-1] == "bench shape (again)" and len(rungs) == 8
+    assert rungs[0] == "bench shape" and rungs[-1] == "bench shape (again)" and len(rungs) == 9
 
 
 def test_external_redis_keeps_other_keys_and_is_left_clean(tmp_path):

@@ -112,6 +112,9 @@ LADDER = [
     ("+ result backend", {"pool": "solo", **QUIET}, NO_EVENTS, False, True),
     ("+ INFO log", {"pool": "solo", "events": False}, NO_EVENTS, False, True),
     ("prefork (the lab's worker)", {"pool": "prefork", "events": False}, NO_EVENTS, False, True),
+    # a side step, not the lab's: every result also keeps the task's name, args and kwargs
+    ("prefork + result_extended", {"pool": "prefork", "events": False},
+     {**NO_EVENTS, "result_extended": True}, False, True),
 ]
 
 

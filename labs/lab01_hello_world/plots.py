@@ -87,12 +87,13 @@ def cost_ladder(run_dir: Path) -> Figure:
     rows = read_csv(run_dir / "cost_ladder.csv")
     fig, (ax,) = new_figure(10, 4.5)
     rates = [r["drain_tasks_per_s"] for r in rows]
-    colours = ["tab:gray" if r["rung"].startswith("bench") else "tab:blue" for r in rows]
+    colours = ["tab:gray" if r["rung"].startswith("bench") else "tab:olive"
+               if "result_extended" in r["rung"] else "tab:blue" for r in rows]
     ax.barh(range(len(rows)), rates, color=colours)
     for i, rate in enumerate(rates):
         ax.annotate(f"{rate:.0f}", (rate, i), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=8)
-    publish = rows[-2]["publish_tasks_per_s"]
+    publish = next(r for r in rows if r["rung"].startswith("+ events"))["publish_tasks_per_s"]
     ax.axvline(publish, color="tab:red", linestyle="--",
                label=f"one client publishes {publish:.0f} tasks/s")
     ax.set_yticks(range(len(rows)), [r["rung"] for r in rows], fontsize=8)

@@ -332,7 +332,8 @@ def ladder(**rates: float) -> list[Row]:
     """measure.cost_ladder + the lab's batch, with a real run's rates (600 tasks each)."""
     measured = {"bench shape": 1792.2, "+ acks": 1161.9, "+ prefetch x4": 1166.6,
                 "+ result backend": 840.9, "+ INFO log": 759.8, driver.LAB_RUNG: 906.9,
-                driver.EVENTS_RUNG: 569.3, "bench shape (again)": 1796.3}
+                driver.EVENTS_RUNG: 569.3, driver.EXTENDED_RUNG: 880.2,
+                "bench shape (again)": 1796.3}
     measured.update(rates)
     return [{"rung": name, "n": 600, "publish_tasks_per_s": 1668.1, "drain_tasks_per_s": rate}
             for name, rate in measured.items()]
@@ -345,6 +346,7 @@ def test_the_ladder_holds_and_reports_the_result_contract(ev: Evidence) -> None:
     assert m["drain_tasks_per_s"] == 906.9 and m["publish_tasks_per_s"] == 1668.1
     assert m["bench_shape_tasks_per_s"] == pytest.approx(1794.2, abs=0.1)
     assert m["instrumentation_overhead"] == pytest.approx(1 - 569.3 / 906.9, abs=0.001)
+    assert m["result_extended_cost"] == pytest.approx(1 - 880.2 / 906.9, abs=0.001)
 
 
 def test_a_worker_that_drains_faster_than_the_client_publishes_fails_the_claim(ev: Evidence) -> None:
