@@ -66,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--broker", help="Redis URL (default: $CELERY_BROKER_URL, else "
                                         "redis://localhost:6379/0)")
 
+    exercise = sub.add_parser("exercise", help="'list' the exercises, or start one: copy a "
+                                               "lab's starter to exercises/ and say what to do")
+    exercise.add_argument("lab", help="'list', or a lab number or name")
+    exercise.add_argument("--force", action="store_true",
+                          help="start again from the starter, over your copy")
+
+    check = sub.add_parser("check", help="grade your exercise on real workers: a line per check, "
+                                         "exit 0 when every check passes")
+    check.add_argument("lab", help="a lab number or name")
+    check.add_argument("--file", type=Path, help="grade this file instead of exercises/labNN_*.py")
+    check.add_argument("--broker", help="an external Redis URL (default: a private embedded one)")
+    check.add_argument("--results", type=Path, help="results directory (default: results/)")
+
     walk = sub.add_parser("walkthrough", help="rehearse a lab's README walkthrough: every step "
                                               "typed, every output checked, each section timed")
     walk.add_argument("lab", help="a lab number or name, several (01,03), or 'all'")
@@ -78,7 +91,7 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "doctor", "redis", "walkthrough"):
+    if args.command in ("run", "doctor", "redis", "walkthrough", "check"):
         os.environ.setdefault("MPLBACKEND", "Agg")
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         # a shell starts background jobs with SIGINT ignored, and Python keeps it so: a run
@@ -261,6 +274,36 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exercise(args: argparse.Namespace) -> int:
+    from labkit import exercise
+
+    if args.lab == "list":
+        for ex in exercise.all_exercises():
+            print(f"{ex.number}  {ex.lab_id:<20} ~{ex.time_box_min} min  {ex.task}")
+        return 0
+    ex = exercise.resolve(args.lab)
+    target = exercise.start(ex, force=args.force)
+    print(f"Exercise {ex.number} ({ex.lab_id}, about {ex.time_box_min} min): {ex.task}\n"
+          f"Read first: {ex.read_first}\n"
+          f"Your file:  {target.relative_to(Path.cwd()) if target.is_relative_to(Path.cwd()) else target}\n"
+          f"Check it:   celery-lab check {ex.number}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from labkit import exercise
+
+    ex = exercise.resolve(args.lab)
+    path = args.file or ex.workfile
+    outcome = exercise.check(ex, path, broker=args.broker, results=args.results)
+    for line in exercise.verdict_lines(ex, outcome):
+        print(line)
+    passed = outcome.exit_code == 0
+    print(f"exercise {ex.number}: {outcome.held}/{len(outcome.findings)} checks pass in "
+          f"{outcome.wall_s:.1f} s" + ("" if passed else " (not yet: see the hints above)"))
+    return outcome.exit_code
+
+
 def cmd_walkthrough(args: argparse.Namespace) -> int:
     from labkit.walkthrough.parse import WalkthroughError
     from labkit.walkthrough.play import play
@@ -284,7 +327,8 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "doctor": cmd_doctor,
-            "env": cmd_env, "redis": cmd_redis, "reset": cmd_reset, "walkthrough": cmd_walkthrough}
+            "env": cmd_env, "redis": cmd_redis, "reset": cmd_reset, "walkthrough": cmd_walkthrough,
+            "exercise": cmd_exercise, "check": cmd_check}
 
 
 def run_script(lab: Lab) -> int:

@@ -43,15 +43,17 @@ class Launcher:
                       ready_timeout: float = 20.0) -> list[Worker]:
         """Start several workers at once (their start-ups overlap), then wait for each ping.
 
-        ``specs`` maps a name to ``worker_argv`` options plus optional per-worker ``settings``.
+        ``specs`` maps a name to ``worker_argv`` options plus optional per-worker ``settings``
+        and ``env`` (extra environment variables, e.g. a PYTHONPATH for a learner's module).
         """
         started = []
         for name, options in specs.items():
             options = dict(options)
             settings = options.pop("settings", None)
+            env = options.pop("env", None)
             hostname = f"{name}@celery-lab"
             proc = self._spawn(f"worker {hostname}", worker_argv(hostname, **options),
-                               f"worker-{name}.log", settings)
+                               f"worker-{name}.log", settings, env)
             started.append(Worker(name, hostname, proc, self.registry, self.app))
         for worker in started:
             worker.ready_s = worker.wait_ready(ready_timeout)

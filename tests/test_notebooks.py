@@ -54,3 +54,7 @@ def test_notebook_executes_and_shows_its_measurements(path, kernel_env, tmp_path
     ok, failed = held(result)
     assert ok and not failed, {f["id"]: f["measured"] for f in result["findings"] if not f["holds"]}
     assert result["versions"]["python"] == sys.version.split()[0]
+    # a lab with an exercise ends with "Your turn": the check, run from the notebook
+    if (REPO / "labs" / f"lab{lab_id}" / "grade.py").exists():
+        text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+        assert "checks pass" in text and ("passed" in text or "not yet" in text)

@@ -74,3 +74,16 @@ def counted(self) -> int:
     """Counts its own executions by task id: a redelivered ETA message runs again."""
     record_attempt(self, ATTEMPTS, phase="counted")
     return count_execution(self, EXECUTIONS)
+
+
+EXERCISE_ATTEMPTS = "lab02:exercise"
+
+
+def payment_api(task, fail_times: int) -> str:
+    """Exercise 02's flaky dependency: it records each attempt, and raises TransientError on the
+    first ``fail_times`` deliveries of a task id (counted by Celery's retries), then answers."""
+    record_attempt(task, EXERCISE_ATTEMPTS, phase="attempt")
+    if task.request.retries < fail_times:
+        record_attempt(task, EXERCISE_ATTEMPTS, phase="retry-called")
+        raise TransientError(f"payment API timed out (attempt {task.request.retries})")
+    return "charged"

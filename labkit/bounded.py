@@ -1,0 +1,37 @@
+"""Calling code the kit does not own (a learner's exercise) with a bound on its time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Call:
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    finished: bool = False
+
+
+def call(fn: Callable[[], Any], timeout: float) -> Call:
+    """Run ``fn`` in a daemon thread; what it returned or raised, and how long it took, or
+    ``finished=False`` if it was still running at ``timeout`` (the thread is left behind)."""
+    out = Call()
+
+    def target() -> None:
+        started = time.monotonic()
+        try:
+            out.value = fn()
+        except BaseException as exc:
+            out.error = exc
+        out.seconds = time.monotonic() - started
+        out.finished = True
+
+    thread = threading.Thread(target=target, name="learner-call", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return out

@@ -1,0 +1,98 @@
+"""Exercise mode on real workers: every starter fails its check (exit 1, with hints), every
+reference solution passes (exit 0); the command line's contract around them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labkit.exercise import EXERCISES_ENV, all_exercises
+from tests.conftest import REPO, cli_env
+
+EXERCISES = {ex.number: ex for ex in all_exercises()}
+
+
+def celery_lab(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "labkit", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> dict[tuple[str, str], tuple[int, str, float]]:
+    """Each exercise's starter and solution checked, two at a time (the starter's and the
+    solution's run side by side: graders must hold on a busy machine too)."""
+    env = cli_env(tmp_path_factory.mktemp("results"))
+    out = {}
+    for number, ex in EXERCISES.items():
+        procs = {kind: (celery_lab("check", number, "--file", str(path), env=env), time.monotonic())
+                 for kind, path in (("starter", ex.starter), ("solution", ex.solution))}
+        for kind, (proc, started) in procs.items():
+            stdout, stderr = proc.communicate(timeout=240)
+            out[(number, kind)] = (proc.returncode, stdout + stderr, time.monotonic() - started)
+    return out
+
+
+@pytest.mark.parametrize("number", list(EXERCISES))
+def test_the_starter_is_not_yet_and_says_why(graded, number):
+    code, output, _ = graded[(number, "starter")]
+    assert code == 1, output
+    assert ("not yet" in output and "hint:" in output and "passed" in output) or "not yet" in output
+    hinted = [line for line in output.splitlines() if line.strip().startswith("hint:")]
+    assert hinted, output
+
+
+@pytest.mark.parametrize("number", list(EXERCISES))
+def test_the_solution_passes_every_check(graded, number):
+    code, output, _ = graded[(number, "solution")]
+    assert code == 0, output
+    assert "not yet" not in output
+    checks = [line for line in output.splitlines() if line.startswith("passed")]
+    assert len(checks) >= 3, output
+
+
+def test_exercise_list_names_every_exercise_with_a_time_box():
+    proc = subprocess.run([sys.executable, "-m", "labkit", "exercise", "list"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(EXERCISES)
+    assert all(" min " in line for line in lines)
+
+
+def test_starting_an_exercise_copies_the_starter_and_keeps_the_learners_work(tmp_path):
+    env = cli_env(tmp_path / "results")
+    env[EXERCISES_ENV] = str(tmp_path / "mine")
+    first = subprocess.run([sys.executable, "-m", "labkit", "exercise", "02"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    copy = tmp_path / "mine" / "lab02_retry.py"
+    assert copy.read_text() == EXERCISES["02"].starter.read_text()
+    assert "celery-lab check 02" in first.stdout
+    copy.write_text("# my work\n")
+    again = subprocess.run([sys.executable, "-m", "labkit", "exercise", "02"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert copy.read_text() == "# my work\n"
+    forced = subprocess.run([sys.executable, "-m", "labkit", "exercise", "02", "--force"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0 and copy.read_text() == EXERCISES["02"].starter.read_text()
+
+
+@pytest.mark.parametrize("source, needle", [
+    ("def send(app, add, later_s):\n    return [\n", ":2: syntax error"),
+    ("import nosuchmodule_here\n", ":1: ModuleNotFoundError"),
+])
+def test_a_file_that_does_not_load_is_a_setup_error_naming_its_line(tmp_path, source, needle):
+    bad = tmp_path / "mine.py"
+    bad.write_text(source)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "labkit", "check", "01", "--file", str(bad)],
+                          cwd=REPO, env=cli_env(tmp_path / "results"), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("celery-lab: error")]
+    assert len(errors) == 1 and needle in errors[0] and str(bad) in errors[0], proc.stderr
+    assert time.monotonic() - started < 30

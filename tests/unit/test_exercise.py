@@ -1,0 +1,113 @@
+"""Exercise mode's pure parts, no Redis: loading a learner's file, the verdict lines, and
+exercise 02's checks fed the waits a correct answer and wrong ones would draw."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from labkit.errors import SetupError
+from labkit.evidence import Evidence
+from labkit.exercise import all_exercises, check_syntax, load, resolve, verdict_lines
+from labkit.results import Finding
+from labs.lab02_retry import grade as grade02
+
+
+def test_every_exercise_has_its_starter_solution_and_hints():
+    exercises = all_exercises()
+    assert [e.number for e in exercises] == sorted(e.number for e in exercises)
+    for ex in exercises:
+        assert ex.starter.is_file() and ex.solution.is_file()
+        assert ex.time_box_min > 0 and ex.hints and ex.task
+        check_syntax(ex.starter)
+        check_syntax(ex.solution)
+
+
+def test_a_lab_without_an_exercise_is_refused():
+    with pytest.raises(SetupError, match="no exercise yet"):
+        resolve("08")
+
+
+def test_a_syntax_error_names_its_line(tmp_path: Path):
+    bad = tmp_path / "mine.py"
+    bad.write_text("x = 1\ndef f(:\n    pass\n")
+    with pytest.raises(SetupError, match=r"mine\.py:2: syntax error"):
+        check_syntax(bad)
+    with pytest.raises(SetupError, match="no such file"):
+        check_syntax(tmp_path / "missing.py")
+
+
+def test_an_error_while_importing_names_the_line_in_the_learners_file(tmp_path: Path):
+    bad = tmp_path / "mine.py"
+    bad.write_text("import os\n\nvalue = undefined_name + 1\n")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SetupError, match=r"mine\.py:3: NameError"):
+        load(resolve("01"), bad, tmp_path / "run")
+
+
+def test_a_check_that_is_not_yet_shows_its_hint_and_a_passed_one_does_not():
+    ex = resolve("02")
+    findings = [Finding("the_backoff_grows", "the waits grow", {}, "", False),
+                Finding("every_charge_finishes_once", "finishes once", {}, "", True)]
+    lines = verdict_lines(ex, SimpleNamespace(findings=findings, error=None))
+    assert lines[0].startswith("not yet") and "hint: a fixed countdown" in lines[0]
+    assert lines[1] == "passed   finishes once"
+
+
+# --- exercise 02's checks ---------------------------------------------------------------------
+
+P = SimpleNamespace(tasks=8, fail_times=4)
+
+
+def waits(draw) -> dict[str, dict[int, float]]:
+    rng = random.Random(7)
+    return {f"t{i}": {k: draw(rng, k) for k in range(P.fail_times)} for i in range(P.tasks)}
+
+
+def judge(ev: Evidence, per_task, states=None, attempts=None) -> dict[str, bool]:
+    states = states or [("charged", "SUCCESS")] * P.tasks
+    attempts = attempts or {t: P.fail_times + 1 for t in per_task}
+    grade02.check_charges(ev, P, states, attempts, per_task)
+    return {f.id: f.holds for f in ev.findings}
+
+
+def full_jitter(rng, k):  # Celery: randrange(min(cap, factor * 2**k) + 1), plus a few ms
+    return rng.randrange(int(grade02.bound(k)) + 1) + 0.004
+
+
+def test_celerys_full_jitter_passes_every_check(ev: Evidence):
+    assert all(judge(ev, waits(full_jitter)).values())
+
+
+@pytest.mark.parametrize("name, draw, failing", [
+    ("a fixed countdown", lambda rng, k: 0.5, {"the_backoff_grows", "the_waits_are_jittered"}),
+    ("backoff without jitter", lambda rng, k: grade02.bound(k) + 0.004,
+     {"the_waits_are_jittered"}),
+    ("no cap", lambda rng, k: rng.uniform(0, 2 ** k), {"waits_within_the_capped_exponential"}),
+])
+def test_wrong_retry_policies_are_not_yet(ev: Evidence, name, draw, failing):
+    verdicts = judge(ev, waits(draw))
+    assert {k for k, ok in verdicts.items() if not ok} == failing, name
+
+
+def test_a_charge_that_never_succeeded_is_not_yet(ev: Evidence):
+    states = [("charged", "SUCCESS")] * (P.tasks - 1) + [(None, "FAILURE")]
+    verdicts = judge(ev, waits(full_jitter), states=states)
+    assert not verdicts["every_charge_finishes_once"]
+
+
+def test_retry_waits_are_read_from_the_next_attempts_eta():
+    t = 1_795_300_000.0
+    records = [
+        {"id": "a", "phase": "attempt", "retries": 0, "t": t, "eta": None},
+        {"id": "a", "phase": "retry-called", "retries": 0, "t": t + 0.01},
+        {"id": "a", "phase": "attempt", "retries": 1, "t": t + 2.5,
+         "eta": "2026-11-21T10:13:21.010000+00:00"},
+        {"id": "a", "phase": "retry-called", "retries": 1, "t": t + 2.51},
+        {"id": "a", "phase": "attempt", "retries": 2, "t": t + 3.0, "eta": None},
+    ]
+    eta = grade02.epoch(records[2]["eta"])
+    assert grade02.drawn_waits(records, "a") == {0: pytest.approx(eta - (t + 0.01)), 1: 0.0}
