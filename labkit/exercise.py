@@ -46,6 +46,7 @@ class Exercise:
     grade: Callable[[LabSession, ModuleType], None]  # records one finding per check
     hints: dict[str, str] = field(default_factory=dict)  # check id -> the concept to look at
     params: dict[str, Param] = field(default_factory=dict)
+    measures_speed: bool = False  # graded by throughput: never beside another grading run
 
     @property
     def number(self) -> str:

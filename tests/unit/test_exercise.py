@@ -14,6 +14,8 @@ from labkit.evidence import Evidence
 from labkit.exercise import all_exercises, check_syntax, load, resolve, verdict_lines
 from labkit.results import Finding
 from labs.lab02_retry import grade as grade02
+from labs.lab06_routing import grade as grade06
+from labs.lab07_pools import grade as grade07
 
 
 def test_every_exercise_has_its_starter_solution_and_hints():
@@ -111,3 +113,49 @@ def test_retry_waits_are_read_from_the_next_attempts_eta():
     ]
     eta = grade02.epoch(records[2]["eta"])
     assert grade02.drawn_waits(records, "a") == {0: pytest.approx(eta - (t + 0.01)), 1: 0.0}
+
+
+# --- exercise 06's checks ---------------------------------------------------------------------
+
+def routes(info: dict[str, int], debug: dict[str, int], error: dict[str, int]) -> dict:
+    return {"info": info, "debug": debug, "error": error}
+
+
+def test_one_queue_with_two_bindings_passes(ev: Evidence):
+    grade06.check_routes(ev, 5, routes({"transient_logs": 5, "error_logs": 0},
+                                       {"transient_logs": 5, "error_logs": 0},
+                                       {"transient_logs": 0, "error_logs": 5}), [])
+    assert all(f.holds for f in ev.findings)
+
+
+def test_two_entries_of_one_name_drop_a_key(ev: Evidence):
+    # the walkthrough's mistake as measured: Celery keeps the last entry, 'info' is bound nowhere
+    grade06.check_routes(ev, 5, routes({"transient_logs": 0, "error_logs": 0},
+                                       {"transient_logs": 5, "error_logs": 0},
+                                       {"transient_logs": 0, "error_logs": 5}), [])
+    assert {f.id for f in ev.findings if not f.holds} == {"every_line_lands_exactly_once",
+                                                           "info_lines_go_to_transient_logs"}
+
+
+def test_a_key_bound_to_two_queues_lands_twice(ev: Evidence):
+    grade06.check_routes(ev, 5, routes({"transient_logs": 5, "error_logs": 0},
+                                       {"transient_logs": 5, "error_logs": 0},
+                                       {"transient_logs": 5, "error_logs": 5}), [])
+    assert {f.id for f in ev.findings if not f.holds} == {"every_line_lands_exactly_once",
+                                                           "error_lines_go_to_error_logs"}
+
+
+# --- exercise 07's configurations -------------------------------------------------------------
+
+@pytest.mark.parametrize("config", [None, {"pool": "fibers", "concurrency": 4},
+                                    {"pool": "gevent", "concurrency": 0},
+                                    {"pool": "gevent", "concurrency": "64"}])
+def test_an_unusable_worker_configuration_is_a_setup_error(config):
+    with pytest.raises(SetupError, match="IO_BOUND must be"):
+        grade07.options(config, "IO_BOUND")
+
+
+def test_a_configuration_becomes_worker_options_without_events():
+    options = grade07.options({"pool": "gevent", "concurrency": 64}, "IO_BOUND")
+    assert options["pool"] == "gevent" and options["concurrency"] == 64
+    assert options["events"] is False
