@@ -55,3 +55,27 @@ def hold(self, max_s: float = 600) -> int:
     while not client.exists(f"{prefix}{RELEASE}") and time.monotonic() < deadline:
         time.sleep(0.05)
     return count_execution(self, FINISHES)
+
+
+# Exercise 04's building blocks: a payment task begins, charges a card, then writes a receipt.
+CARD_CHARGES = "lab04:ex:card_charges"  # order -> how many times its card was charged
+
+
+def begin(task) -> None:
+    """The grader's stopwatch: this execution started (and in which process)."""
+    count_execution(task, STARTS)
+    record_attempt(task, RUNS, phase="start")
+
+
+def charge_card(task, order: str) -> None:
+    """The side effect: money moves. Each call charges the card once more."""
+    client, prefix = store(task)
+    client.hincrby(f"{prefix}{CARD_CHARGES}", order, 1)
+
+
+def write_receipt(task, seconds: float) -> None:
+    """The work after the charge (where a fault strikes), then the finish is counted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    count_execution(task, FINISHES)

@@ -14,6 +14,7 @@ from labkit.evidence import Evidence
 from labkit.exercise import all_exercises, check_syntax, load, resolve, verdict_lines
 from labkit.results import Finding
 from labs.lab02_retry import grade as grade02
+from labs.lab04_acks_late import grade as grade04
 from labs.lab06_routing import grade as grade06
 from labs.lab07_pools import grade as grade07
 
@@ -159,3 +160,38 @@ def test_a_configuration_becomes_worker_options_without_events():
     options = grade07.options({"pool": "gevent", "concurrency": 64}, "IO_BOUND")
     assert options["pool"] == "gevent" and options["concurrency"] == 64
     assert options["events"] is False
+
+
+# --- exercise 04's checks ---------------------------------------------------------------------
+
+def payments(charges: dict[str, int], unfinished: set[str] = frozenset(),
+             struck: tuple[str, ...] = ("child_kill", "worker_kill")):
+    orders = {f: [f"{f}-order-{i}" for i in range(3)] for f in ("child_kill", "worker_kill")}
+    sent = {f: [SimpleNamespace(id=o) for o in os] for f, os in orders.items()}
+    finishes = {o: 1 for os in orders.values() for o in os if o not in unfinished}
+    base = {o: 1 for os in orders.values() for o in os}
+    return orders, sent, finishes, {**base, **charges}, {f: 1.0 for f in struck}
+
+
+def failing(ev: Evidence, *args) -> set[str]:
+    grade04.check_payments(ev, *args)
+    return {f.id for f in ev.findings if not f.holds}
+
+
+def test_payments_each_finished_and_charged_once_pass(ev: Evidence):
+    assert failing(ev, *payments({})) == set()
+
+
+def test_a_redelivered_payment_without_a_guard_charges_twice(ev: Evidence):
+    assert failing(ev, *payments({"worker_kill-order-0": 2})) == {
+        "no_double_charge_when_worker_is_killed"}
+
+
+def test_an_early_acked_payment_killed_with_its_child_is_lost(ev: Evidence):
+    assert failing(ev, *payments({}, unfinished={"child_kill-order-1"})) == {
+        "nothing_lost_when_child_is_killed"}
+
+
+def test_a_fault_that_never_struck_passes_nothing(ev: Evidence):
+    assert "nothing_lost_when_worker_is_killed" in failing(ev, *payments({},
+                                                                         struck=("child_kill",)))
