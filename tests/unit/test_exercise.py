@@ -15,6 +15,7 @@ from labkit.exercise import all_exercises, check_syntax, load, resolve, verdict_
 from labkit.results import Finding
 from labs.lab02_retry import grade as grade02
 from labs.lab04_acks_late import grade as grade04
+from labs.lab05_beat import grade as grade05
 from labs.lab06_routing import grade as grade06
 from labs.lab07_pools import grade as grade07
 
@@ -195,3 +196,45 @@ def test_an_early_acked_payment_killed_with_its_child_is_lost(ev: Evidence):
 def test_a_fault_that_never_struck_passes_nothing(ev: Evidence):
     assert "nothing_lost_when_worker_is_killed" in failing(ev, *payments({},
                                                                          struck=("child_kill",)))
+
+
+# --- exercise 05's checks ---------------------------------------------------------------------
+
+P5 = SimpleNamespace(interval=0.5, away=3.0, after=2.5)
+T0 = 1_795_300_000.0
+
+
+def beat_run(expires: float | None, gap: float = 0.5) -> tuple[list, dict, float, float]:
+    """Ticks every ``gap`` s for 5.5 s; no worker until 3 s; a tick runs 5 ms after it can."""
+    back, end = T0 + 3.0, T0 + 5.5
+    published, ran = [], {}
+    t, k = T0, 0
+    while t <= end:
+        published.append({"uuid": f"t{k}", "timestamp": t})
+        at = max(t, back) + 0.005
+        if expires is None or at <= t + expires:
+            ran[f"t{k}"] = {"t": at}
+        t, k = t + gap, k + 1
+    return published, ran, back, end
+
+
+def verdicts(ev: Evidence, *run) -> dict[str, bool]:
+    grade05.check_ticks(ev, P5, *run)
+    return {f.id: f.holds for f in ev.findings}
+
+
+def test_ticks_that_expire_after_an_interval_pass(ev: Evidence):
+    assert all(verdicts(ev, *beat_run(expires=0.5)).values())
+
+
+def test_ticks_without_expiry_run_in_a_stale_burst(ev: Evidence):
+    v = verdicts(ev, *beat_run(expires=None))
+    assert not v["no_stale_tick_runs"] and v["fresh_ticks_still_run"]
+
+
+def test_ticks_that_expire_at_once_never_run(ev: Evidence):
+    assert not verdicts(ev, *beat_run(expires=0.001))["fresh_ticks_still_run"]
+
+
+def test_a_schedule_at_the_wrong_interval_is_caught(ev: Evidence):
+    assert not verdicts(ev, *beat_run(expires=1.0, gap=1.0))["beat_publishes_at_the_interval"]
