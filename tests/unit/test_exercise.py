@@ -18,6 +18,7 @@ from labs.lab04_acks_late import grade as grade04
 from labs.lab05_beat import grade as grade05
 from labs.lab06_routing import grade as grade06
 from labs.lab07_pools import grade as grade07
+from labs.lab08_observability import grade as grade08
 
 
 def test_every_exercise_has_its_starter_solution_and_hints():
@@ -30,9 +31,13 @@ def test_every_exercise_has_its_starter_solution_and_hints():
         check_syntax(ex.solution)
 
 
-def test_a_lab_without_an_exercise_is_refused():
+def test_a_lab_without_an_exercise_is_refused(monkeypatch):
+    from labkit import exercise
+
+    monkeypatch.setattr(exercise, "all_exercises", lambda: [e for e in all_exercises()
+                                                            if e.number != "08"])
     with pytest.raises(SetupError, match="no exercise yet"):
-        resolve("08")
+        exercise.resolve("08")
 
 
 def test_a_syntax_error_names_its_line(tmp_path: Path):
@@ -238,3 +243,43 @@ def test_ticks_that_expire_at_once_never_run(ev: Evidence):
 
 def test_a_schedule_at_the_wrong_interval_is_caught(ev: Evidence):
     assert not verdicts(ev, *beat_run(expires=1.0, gap=1.0))["beat_publishes_at_the_interval"]
+
+
+# --- exercise 08's checks ---------------------------------------------------------------------
+
+P8 = SimpleNamespace(threshold=5, within=3.0)
+
+
+def polls(firing_from: float | None, firing_to: float | None, error: str | None = None) -> list:
+    """Polls every 0.25 s for 10 s; burst at 1 s, queue over 5 from 1.1 s, drained at 4 s."""
+    rows = []
+    for i in range(40):
+        t = T0 + i * 0.25
+        queue = 15 if T0 + 1.1 <= t < T0 + 4.0 else 0
+        firing = firing_from is not None and T0 + firing_from <= t < T0 + (firing_to or 99)
+        rows.append({"t": t, "firing": None if error else firing, "error": error,
+                     "queue": queue})
+    return rows
+
+
+def alert_verdicts(ev: Evidence, rows) -> dict[str, bool]:
+    grade08.check_alert(ev, P8, rows, T0 + 1.0, T0 + 4.0)
+    return {f.id: f.holds for f in ev.findings}
+
+
+def test_an_alert_that_follows_the_broker_queue_passes(ev: Evidence):
+    assert all(alert_verdicts(ev, polls(1.25, 4.25)).values())
+
+
+def test_an_alert_blind_to_queued_messages_never_fires(ev: Evidence):
+    v = alert_verdicts(ev, polls(None, None))
+    assert not v["fires_when_the_queue_backs_up"] and v["quiet_without_a_backlog"]
+
+
+def test_an_alert_that_never_clears_is_caught(ev: Evidence):
+    assert not alert_verdicts(ev, polls(1.25, None))["clears_once_it_drains"]
+
+
+def test_an_alert_that_errors_is_not_quiet(ev: Evidence):
+    assert not alert_verdicts(ev, polls(None, None, error="HTTPError 401"))[
+        "quiet_without_a_backlog"]
