@@ -20,16 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 
 from labkit.broker import Broker
 from labkit.errors import SetupError
 
 MARKER = "kit.stamp"
-
-# For a worker that drains: when idle, its BRPOP returns every 0.1 s instead of every second
-# (kombu's ``brpop_timeout``, which the Redis transport takes from ``polling_interval``), so it
-# joins a queue opened with ``add_consumer`` at once. Nothing changes while it has work.
-QUICK_JOIN = {"broker_transport_options": {"polling_interval": 0.1}}
 
 
 @dataclass
@@ -102,16 +98,33 @@ def _date_done(meta: dict[str, Any]) -> float:
     return (datetime.fromisoformat(done) if isinstance(done, str) else done).timestamp()
 
 
-def wait_results(app: Celery, broker: Broker, drain: Drain, timeout: float) -> None:
-    """Until every task stored its result; the end is the last ``date_done``. While the queue
-    still holds work the client only checks its length (a cheap LLEN, 20 times a second),
-    so the waiting costs the drain next to nothing."""
-    deadline = time.monotonic() + timeout
+def _until_drained(broker: Broker, drain: Drain, stalled_after: float) -> None:
+    """While the queue still holds work, watch its length (a cheap LLEN, 20 times a second);
+    a drain may take as long as it takes while it progresses, and fails only after
+    ``stalled_after`` seconds without the queue getting shorter."""
+    key = broker.key(drain.queue)
     with broker.client() as r:
-        while r.llen(broker.key(drain.queue)) and time.monotonic() < deadline:
+        last, moved = r.llen(key), time.monotonic()
+        while last:
             time.sleep(0.05)
-    metas = dict(app.backend.get_many(set(drain.ids), timeout=max(0.1, deadline - time.monotonic()),
-                                      interval=0.05))
+            now = r.llen(key)
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > stalled_after:
+                raise SetupError(f"drain of {drain.n} tasks on {drain.queue}: the queue stayed at "
+                                 f"{now} messages for {stalled_after:g} s (no worker consumed)")
+
+
+def wait_results(app: Celery, broker: Broker, drain: Drain, timeout: float) -> None:
+    """Until every task stored its result; the end is the last ``date_done``. ``timeout``
+    bounds a stall, not the drain: the queue must keep getting shorter, and the tasks the
+    workers still hold must finish within it."""
+    _until_drained(broker, drain, timeout)
+    try:
+        metas = dict(app.backend.get_many(set(drain.ids), timeout=timeout, interval=0.05))
+    except CeleryTimeout:
+        raise SetupError(f"drain of {drain.n} tasks on {drain.queue}: the last tasks held by the "
+                         f"workers did not finish within {timeout:g} s") from None
     drain.metas = [metas[i] for i in drain.ids]
     drain.ended_at = max(_date_done(m) for m in drain.metas)
 
@@ -155,6 +168,7 @@ def measure(app: Celery, publisher: Celery, broker: Broker, hostnames: Sequence[
     if results:
         wait_results(app, broker, drain, timeout)
     else:
+        _until_drained(broker, drain, timeout)
         drain.ended_at = wait_stamp(broker, drain, end_key, timeout)
     drain.started_at = wait_stamp(broker, drain, start_key, timeout)
     close_queue(app, hostnames, queue, timeout=min(timeout, 5.0))

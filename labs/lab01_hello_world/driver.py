@@ -24,7 +24,8 @@ PARAMS = {
     "sequential": Param(200, "tasks sent one at a time, each awaited: the latency sample",
                         quick=50, min=5),
     "batch": Param(2000, "tasks published into a queue nothing consumes, then drained: the "
-                   "throughput sample, and each rung of the cost ladder", quick=600, min=500,
+                   "throughput sample, and each rung of the cost ladder (the wall time grows "
+                   "with it: 5000 takes about 90 s)", quick=600, min=500,
                    max=20000),
     "queued": Param(3, "tasks sent while no worker runs, read raw from Redis", min=1, max=1000),
     "raw_rounds": Param(2000, "LPUSH/BRPOP ping-pong rounds on the same Redis", quick=300,
@@ -49,18 +50,19 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"{p.sequential} tasks one at a time")
     seq = measure.sequential(s, p.sequential, p.timeout)
     s.write_csv("sequential.csv", seq)
+    rungs = measure.ladder_workers(s, p.concurrency)  # idle until their queues open
     s.step(f"{p.batch} tasks published into a queue nothing consumes, then drained by "
            f"{worker.hostname}")
     burst, drained = measure.batch(s, worker, p.batch, p.timeout)
     s.write_csv("batch.csv", burst)
+    s.step(f"the cost ladder: {len(measure.LADDER)} worker shapes from Celery's own benchmark to "
+           f"the lab's worker, {p.batch} pre-filled tasks each")
+    ladder = measure.cost_ladder(s, rungs, p.batch, p.timeout)
     s.step(f"{p.raw_rounds} raw LPUSH/BRPOP round trips")
     raw = measure.redis_pingpong(s, p.raw_rounds, p.timeout)
     s.write_csv("raw_redis.csv", raw)
     check_latency(s.evidence, seq, burst, raw)
 
-    s.step(f"the cost ladder: {len(measure.LADDER)} worker shapes from Celery's own benchmark to "
-           f"the lab's worker, {p.batch} pre-filled tasks each")
-    ladder = measure.cost_ladder(s, p.concurrency, p.batch, p.timeout)
     after_lab = 1 + next(i for i, r in enumerate(ladder) if r["rung"] == LAB_RUNG)
     ladder.insert(after_lab, {"rung": EVENTS_RUNG, **drained.row()})
     s.write_csv("cost_ladder.csv", ladder)
@@ -177,12 +179,21 @@ def check_throughput(ev: Evidence, ladder: list[dict[str, Any]]) -> None:
              "publish > drain", publish > rate[LAB_RUNG])
     costs = {name: round(1 - rate[after] / rate[before], 3)
              for name, (before, after) in COSTS.items()}
+    spread = abs(bench[0] - bench[-1]) / max(bench)
+    # a cost is told apart only if it is larger than the run's own noise: the bench shape
+    # measured twice, minutes apart, differs by ``spread``
+    threshold = max(MIN_COST, spread)
+    decided = all(c > threshold for c in costs.values()) or spread <= MIN_COST
     ev.check("acks_results_and_events_cost_throughput",
              "on a no-op task a worker's own bookkeeping is its throughput: acknowledging each "
              "message, storing each result and sending task events each cost it a share of its "
              "rate (so the lab measures throughput with its events off)",
-             {"share_of_the_rate_lost_to": costs},
-             f"each costs more than {MIN_COST:.0%}", all(c > MIN_COST for c in costs.values()))
+             {"share_of_the_rate_lost_to": costs, "bench_shape_repeat_spread": round(spread, 3),
+              "decided": decided},
+             f"each costs more than {threshold:.0%}" if decided else
+             f"not decided here: the run's own noise ({spread:.0%}, the bench shape measured "
+             "twice) is as large as a cost",
+             all(c > threshold for c in costs.values()) if decided else True)
 
 
 def check_queued(ev: Evidence, queued: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery.result import AsyncResult
 
-from labkit.drain import QUICK_JOIN, Drain
+from labkit.drain import Drain
 from labkit.redis_state import lpush_calls, queue_length, queued_messages
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -102,7 +102,7 @@ def batch(session: LabSession, worker: Worker, n: int,
 # The cost ladder: from the shape of Celery's own worker benchmark (t/benchmarks/bench_worker.py:
 # solo pool, no_ack queue, prefetch multiplier 0, no result backend, no events, CRITICAL log)
 # to the lab's worker, one thing at a time. (name, worker options, settings, no_ack, results)
-NO_EVENTS = {"worker_send_task_events": False, **QUICK_JOIN}
+NO_EVENTS = {"worker_send_task_events": False}
 NO_RESULTS = {**NO_EVENTS, "result_backend": None}
 QUIET = {"loglevel": "CRITICAL", "events": False}
 LADDER = [
@@ -118,23 +118,34 @@ LADDER = [
 ]
 
 
-def cost_ladder(session: LabSession, concurrency: int, n: int,
+LAB_RUNG_INDEX = 5  # "prefork (the lab's worker)"
+
+
+def ladder_workers(session: LabSession, concurrency: int) -> list[Worker]:
+    """One worker per rung, all started at once, idle on a queue of their own until theirs opens."""
+    return session.start_workers({
+        f"rung{i}": {**options, "concurrency": concurrency if options["pool"] == "prefork" else 1,
+                     "queues": [f"lab01.rung{i}"], "settings": settings}
+        for i, (_, options, settings, _, _) in enumerate(LADDER)})
+
+
+def cost_ladder(session: LabSession, workers: list[Worker], n: int,
                 timeout: float) -> list[dict[str, Any]]:
-    """One no-op drain per rung, each on a worker of its own (all started at once, idle until
-    their queue opens); the bench shape twice, first and last, for the run's own noise."""
-    specs = {f"rung{i}": {**options, "concurrency": concurrency if options["pool"] == "prefork"
-                          else 1, "queues": [f"lab01.rung{i}"], "settings": settings}
-             for i, (_, options, settings, _, _) in enumerate(LADDER)}
-    workers = session.start_workers(specs)
-    rows = []
-    for i, (name, _, _, no_ack, results) in enumerate([*LADDER, LADDER[0]]):
-        worker = workers[i % len(LADDER)]
-        drained = session.drain([worker], add.name, [(k, 1) for k in range(n)], timeout=timeout,
-                                results=results, no_ack=no_ack,
-                                wake=[f"lab01.rung{i % len(LADDER)}"])
-        rows.append({"rung": name if i < len(LADDER) else f"{name} (again)", **drained.row()})
+    """One no-op drain per rung; the bench shape twice, for the run's own noise. The prefork
+    rung goes first, right after the lab's batch (the same worker with its events on), so each
+    compared pair is measured back to back; the rows come back in the ladder's order."""
+    order = [LAB_RUNG_INDEX] + [i for i in range(len(LADDER)) if i != LAB_RUNG_INDEX] + [0]
+    rows: dict[int, dict[str, Any]] = {}
+    for step, i in enumerate(order):
+        name, _, _, no_ack, results = LADDER[i]
+        drained = session.drain([workers[i]], add.name, [(k, 1) for k in range(n)],
+                                timeout=timeout, results=results, no_ack=no_ack,
+                                wake=[f"lab01.rung{i}"])
+        again = step == len(order) - 1
+        rows[len(LADDER) if again else i] = {"rung": f"{name} (again)" if again else name,
+                                             **drained.row()}
     session.stop_workers(workers, timeout=3)
-    return rows
+    return [rows[k] for k in sorted(rows)]
 
 
 def _join_events(session: LabSession, rows: list[dict[str, Any]], timeout: float) -> None:

@@ -119,6 +119,7 @@ def queue_timeline(run_dir: Path) -> Figure:
                     xytext=(3, 0), textcoords="offset points")
     ax.set_xlabel("seconds")
     ax.set_ylabel("messages in the 'celery' list")
+    integer_ticks(ax)
     ax.set_title(f"{len(messages)} messages wait in Redis until a worker exists, then drain")
     return fig
 

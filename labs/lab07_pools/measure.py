@@ -8,7 +8,6 @@ import multiprocessing
 import time
 from typing import Any
 
-from labkit.drain import QUICK_JOIN
 from labkit.session import LabSession
 from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, noop, overrun, spin
 
@@ -56,7 +55,7 @@ def parallel_speedup(iterations: int, processes: int, cpu_s: float) -> dict[str,
 
 # The measured workers send no task events: on short tasks events cost a worker a large share
 # of its rate (Lab 01 measures it), and the drains are timed without them (labkit.drain).
-NO_EVENTS = {"events": False, "settings": {"worker_send_task_events": False, **QUICK_JOIN}}
+NO_EVENTS = {"events": False, "settings": {"worker_send_task_events": False}}
 
 
 def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float,
@@ -98,8 +97,7 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
                 # the machine's parallelism at the same moment, for the CPU claim's margin
                 control = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
         if concurrency == top[pool]:
-            ceilings[pool] = session.drain([worker], noop.name, [()] * noop_tasks,
-                                           timeout=timeout, wake=[QUEUE]).rate
+            ceilings[pool] = ceiling(session, worker, noop_tasks, timeout)
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
     # the CPU cost is the fastest execution of the CPU task in any worker (the driver's
@@ -114,7 +112,25 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
         r["ceiling"] = ceilings[r["pool"]]
         r["bound"] = min(r["ideal"], r["ceiling"])
         r["of_bound"] = r["throughput"] / r["bound"]
+        # a finite batch cannot end before n / ideal, nor before its last task has started (no
+        # sooner than (n - 1) / ceiling) and run: near the knee that last run counts
+        duration = {"io": latency, "cpu": cost, "mixed": cost + latency}[r["workload"]]
+        n = r["n"]
+        r["batch_bound"] = n / max(n / r["ideal"], (n - 1) / r["ceiling"] + duration)
+        r["of_batch_bound"] = r["throughput"] / r["batch_bound"]
     return rows, control, ceilings
+
+
+CEILING_S = 1.5  # a ceiling drain lasts this long at least: shorter ones read low
+
+
+def ceiling(session: LabSession, worker: Any, n: int, timeout: float) -> float:
+    """No-op tasks drained per second: the better of two drains, the second sized to last
+    ``CEILING_S`` at the first one's rate (a short drain pays its start-up on every task)."""
+    first = session.drain([worker], noop.name, [()] * n, timeout=timeout, wake=[QUEUE]).rate
+    n2 = max(n, math.ceil(CEILING_S * first))
+    second = session.drain([worker], noop.name, [()] * n2, timeout=timeout, wake=[QUEUE]).rate
+    return max(first, second)
 
 
 def events_cost(session: LabSession, pool: str, concurrency: int, without: float, n: int,
@@ -122,8 +138,8 @@ def events_cost(session: LabSession, pool: str, concurrency: int, without: float
     """The same no-op drain on the same pool with task events on: what the lab's instruments
     would cost the measured worker."""
     worker = session.start_worker(f"{pool}{concurrency}-events", pool=pool,
-                                  concurrency=concurrency, queues=[f"{QUEUE}_events"],
-                                  settings=QUICK_JOIN)
+                                  concurrency=concurrency, queues=[f"{QUEUE}_events"])
+    n = max(n, math.ceil(CEILING_S * without))
     with_events = session.drain([worker], noop.name, [()] * n, timeout=timeout,
                                 wake=[f"{QUEUE}_events"]).rate
     session.stop_workers([worker], timeout=1.5)

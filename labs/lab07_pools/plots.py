@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from labkit.plotting import legend_outside, new_figure
 from labkit.results import read_csv
@@ -34,10 +34,11 @@ def throughput(run_dir: Path) -> Figure:
             xs = [c for c, _ in pts]
             colour = COLOURS[pool]
             ax.plot(xs, [r["bound"] for _, r in pts], color=colour, linewidth=6, alpha=0.2,
-                    label="bound = min(ideal, ceiling)")
-            ax.plot(xs, [r["ideal"] for _, r in pts], color="black", linestyle=":",
+                    marker="s", markersize=9, label="bound = min(ideal, ceiling)")
+            ax.plot(xs, [r["ideal"] for _, r in pts], color="black", linestyle=":", marker="x",
                     label="ideal")
-            ax.axhline(pts[0][1]["ceiling"], color="tab:red", linestyle="--", linewidth=1,
+            ceiling_rate = pts[0][1]["ceiling"]
+            ax.axhline(ceiling_rate, color="tab:red", linestyle="--", linewidth=1,
                        label="ceiling: no-op tasks/s of one worker")
             ax.plot(xs, [r["throughput"] for _, r in pts], color=colour, marker="o",
                     label="measured")
@@ -45,15 +46,23 @@ def throughput(run_dir: Path) -> Figure:
             ax.set_yscale("log")
             ax.set_xticks(xs, [f"{c:g}" for c in xs])
             ax.xaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
             ax.yaxis.set_major_formatter(PLAIN)
             ax.yaxis.set_minor_formatter(NullFormatter())
+            data = [v for _, r in pts for v in (r["throughput"], r["bound"], r["ideal"])]
+            top = max(data) * 1.6
+            ax.set_ylim(min(data) / 1.6, top)
+            if ceiling_rate > top:
+                ax.annotate(f"ceiling {ceiling_rate:.0f}/s above", (0.02, 0.93),
+                            xycoords="axes fraction", fontsize=7, color="tab:red")
             ax.set_title(f"{pool}: {workload}", fontsize=9)
             ax.set_xlabel("concurrency (slots)", fontsize=8)
             ax.set_ylabel("tasks/s", fontsize=8)
     handles, _ = grid[0][0].get_legend_handles_labels()
-    fig.legend(handles, ["bound = min(ideal, ceiling)", "ideal", "ceiling: no-op tasks/s of "
-                         "one worker", "measured (pool colour)"], loc="outside lower center",
-               ncols=4, fontsize=8)
+    fig.legend(handles, ["bound = min(ideal, ceiling)", "ideal (min(c, cores) / cost on CPU)",
+                         "ceiling: no-op tasks/s of one worker", "measured (pool colour)"],
+               loc="outside lower center",
+               ncols=2 if len(pools) < 4 else 4, fontsize=8)
     fig.suptitle("One worker per configuration, pre-filled queues, events off", fontsize=10)
     return fig
 
@@ -81,7 +90,7 @@ def ceiling(run_dir: Path) -> Figure:
                    and r["concurrency"] == two["concurrency"] and r["workload"] == "io")
         ax2.bar([0, 1], [one["throughput"], two["throughput"]], color=COLOURS.get(two["pool"]))
         ax2.axhline(one["ceiling"], color="tab:red", linestyle="--", linewidth=1,
-                    label="one worker's ceiling")
+                    label="one worker's no-op ceiling\n(measured apart, at its own noise)")
         ax2.set_xticks([0, 1], ["1 worker", "2 workers"])
         ax2.set_xlabel(f"{two['pool']} x{two['concurrency']} worker processes")
         ax2.set_ylabel("IO tasks/s")

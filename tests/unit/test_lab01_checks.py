@@ -363,3 +363,17 @@ def test_a_step_that_costs_next_to_nothing_fails_the_cost_claim(ev: Evidence, ru
                                                                  rate: float) -> None:
     driver.check_throughput(ev, ladder(**{rung: rate}))
     assert_only_fails(ev, "acks_results_and_events_cost_throughput")
+
+
+def test_a_cost_inside_the_runs_own_noise_is_not_decided(ev: Evidence) -> None:
+    # a busy machine: the bench shape measured twice differs by 20 %, acks cost 16 %
+    driver.check_throughput(ev, ladder(**{"bench shape (again)": 1430.0, "+ acks": 1505.0}))
+    finding = ev.finding("acks_results_and_events_cost_throughput")
+    assert finding.holds and "not decided" in finding.expected
+    assert finding.measured["decided"] is False
+
+
+def test_costs_above_the_runs_noise_are_decided_on_a_busy_machine(ev: Evidence) -> None:
+    driver.check_throughput(ev, ladder(**{"bench shape (again)": 1430.0}))
+    finding = ev.finding("acks_results_and_events_cost_throughput")
+    assert finding.holds and finding.measured["decided"] is True
