@@ -58,7 +58,7 @@ def test_the_solution_passes_every_check(graded, number):
     assert code == 0, output
     assert "not yet" not in output
     checks = [line for line in output.splitlines() if line.startswith("passed")]
-    assert len(checks) >= 3, output
+    assert len(checks) >= 2, output
 
 
 def test_exercise_list_names_every_exercise_with_a_time_box():

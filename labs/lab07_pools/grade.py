@@ -71,16 +71,19 @@ def grade(s: LabSession, learner: Learner) -> None:
     control = measure.parallel_speedup(iterations, cores, cost)["speedup"] if cores > 1 else 1.0
     one, _ = drain(s, "one", {"pool": "solo", "concurrency": 1, **measure.NO_EVENTS}, cpu.name,
                    (iterations,), max(20, math.ceil(0.6 / cost)))
-    if cores > 1 and control < MIN_CONTROL:
-        raise SetupError(f"this machine is too busy to grade CPU parallelism: {cores} plain "
-                         f"processes ran only {control:.2f}x faster than one just now; close "
-                         "what else runs and check again")
     factor = max(0.9, CPU_SHARE * control)
+    measured = {"tasks_per_s": round(cpu_rate, 1), "one_process_tasks_per_s": round(one, 1),
+                "plain_processes_speedup": round(control, 2)}
+    if cores > 1 and control < MIN_CONTROL:
+        # processes and threads would pass alike: no verdict, and the learner is told why
+        s.check("cpu_reaches_what_the_cores_allow", "not graded: this machine is too busy right "
+                f"now ({cores} plain processes ran only {control:.2f}x faster than one); close "
+                "what else runs and check again", measured, f"plain processes >= {MIN_CONTROL}x",
+                False)
+        return
     s.check("cpu_reaches_what_the_cores_allow", "the CPU-bound worker runs the work at least "
             f"{CPU_SHARE} x as much faster than one process as plain processes do here",
-            {"tasks_per_s": round(cpu_rate, 1), "one_process_tasks_per_s": round(one, 1),
-             "plain_processes_speedup": round(control, 2)},
-            f">= {factor:.2f} x {one:.1f} tasks/s", cpu_rate >= factor * one)
+            measured, f">= {factor:.2f} x {one:.1f} tasks/s", cpu_rate >= factor * one)
 
 
 EXERCISE = Exercise(

@@ -357,7 +357,7 @@ def test_a_worker_that_drains_faster_than_the_client_publishes_fails_the_claim(e
     assert_only_fails(ev, "a_batch_is_limited_by_the_worker_not_the_client")
 
 
-@pytest.mark.parametrize("rung, rate", [("+ acks", 1750.0), ("+ result backend", 1100.0),
+@pytest.mark.parametrize("rung, rate", [("+ acks", 1750.0), ("+ result backend", 1130.0),
                                         (driver.EVENTS_RUNG, 880.0)])
 def test_a_step_that_costs_next_to_nothing_fails_the_cost_claim(ev: Evidence, rung: str,
                                                                  rate: float) -> None:
