@@ -385,7 +385,7 @@ LAB = Lab(
     figures=plots.FIGURES,
     params=PARAMS,
     validate=validate,
-    wall_time="default about 140 s, --quick about 85 s",
+    wall_time="default about 140 s, --quick about 95 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 07``.
