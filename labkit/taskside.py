@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Celery, Task
 
 
 @cache
@@ -22,14 +22,16 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
 
 
-def _prefix(task: Task) -> str:
-    options = task.app.conf.broker_transport_options or {}
-    return options.get("global_keyprefix", "")
+def app_store(app: Celery) -> tuple[redis.Redis, str]:
+    """The run's Redis (the broker) and the run's key prefix, from an app's configuration (a
+    client's, as a task's)."""
+    options = app.conf.broker_transport_options or {}
+    return _client(app.conf.broker_url), options.get("global_keyprefix", "")
 
 
 def store(task: Task) -> tuple[redis.Redis, str]:
     """The run's Redis (the broker) and the run's key prefix, from the task's own app."""
-    return _client(task.app.conf.broker_url), _prefix(task)
+    return app_store(task.app)
 
 
 def count_execution(task: Task, name: str) -> int:

@@ -25,7 +25,7 @@ PARAMS = {
                         quick=50, min=5),
     "batch": Param(2000, "tasks published into a queue nothing consumes, then drained: the "
                    "throughput sample, and each rung of the cost ladder (the wall time grows "
-                   "with it: 5000 takes about 90 s)", quick=600, min=500,
+                   "with it: 5000 takes about 90 s)", quick=500, min=500,
                    max=20000),
     "queued": Param(3, "tasks sent while no worker runs, read raw from Redis", min=1, max=1000),
     "raw_rounds": Param(2000, "LPUSH/BRPOP ping-pong rounds on the same Redis", quick=300,

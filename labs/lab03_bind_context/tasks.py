@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from celery import shared_task
 
-from labkit.taskside import record_attempt
+from labkit.taskside import app_store, record_attempt, store
 
 CONTEXTS = "lab03:contexts"
 PROGRESS = "lab03:progress"
@@ -42,3 +43,30 @@ def progress(self, steps: int, step_s: float) -> dict:
 def login(self, user: str, password: str) -> bool:
     """Takes a secret argument; the caller hides it with argsrepr/kwargsrepr."""
     return bool(user) and bool(password)
+
+
+# Exercise 03's building blocks: a password check, and a secret store the tasks can read from.
+EXPECTED_PASSWORD = "lab03:ex:expected"  # set by the grader
+VAULT = "lab03:ex:vault:"  # a reference -> a secret, read once
+
+
+def check_password(task, user: str, password: str) -> bool:
+    """True when ``password`` is the one the grader set for this run."""
+    client, prefix = store(task)
+    expected = client.get(f"{prefix}{EXPECTED_PASSWORD}")
+    return bool(user) and expected is not None and password == expected.decode()
+
+
+def vault_put(app, secret: str, ttl_s: int = 300) -> str:
+    """Keep ``secret`` in the run's Redis for a while; returns the reference to pass instead."""
+    client, prefix = app_store(app)
+    ref = uuid.uuid4().hex
+    client.set(f"{prefix}{VAULT}{ref}", secret, ex=ttl_s)
+    return ref
+
+
+def vault_take(task, ref: str) -> str | None:
+    """The secret behind ``ref``, removed as it is read (None if it was never there or taken)."""
+    client, prefix = store(task)
+    value = client.getdel(f"{prefix}{VAULT}{ref}")
+    return value.decode() if value is not None else None

@@ -145,8 +145,10 @@ def top_green_io(rows: list[dict]) -> dict | None:
     return max(green, key=lambda r: (r["concurrency"], r["throughput"])) if green else None
 
 
-# On IO work the bound predicts one worker's throughput within this band.
-BOUND_BAND = (0.5, 1.25)
+# On IO work the bound predicts one worker's throughput within this band. Its top leaves room
+# for the ceiling's own noise: one no-op drain against another differs by up to 15 %, and a
+# small IO batch (per_slot=1 at x64: 64 tasks in 0.23 s) once drained at 1.14 x its ceiling
+BOUND_BAND = (0.5, 1.5)
 
 
 def check_bound(ev: Evidence, rows: list[dict]) -> None:

@@ -149,13 +149,15 @@ def events_cost(session: LabSession, pool: str, concurrency: int, without: float
 
 def two_workers(session: LabSession, pool: str, concurrency: int, latency: float, n: int,
                 timeout: float) -> dict[str, Any]:
-    """Two worker processes of the same configuration draining one pre-filled IO queue, each
-    with as much work as the one worker of the sweep had."""
+    """Two worker processes of the same configuration draining one pre-filled IO queue. Each
+    worker's share is at least twice what its prefetch (4 x concurrency) reserves at once: with
+    less, the first worker to consume takes the whole queue and the second has nothing to do."""
     own = [f"{QUEUE}_two_{i}" for i in range(2)]  # each worker's, to wake it (labkit.drain)
     workers = session.start_workers({
         f"{pool}{concurrency}-{i}": {"pool": pool, "concurrency": concurrency,
                                      "queues": [queue], **NO_EVENTS} for i, queue in enumerate(own)})
-    drained = session.drain(workers, io.name, [(latency,)] * (2 * n), timeout=timeout, wake=own)
+    total = 2 * max(n, 8 * concurrency)
+    drained = session.drain(workers, io.name, [(latency,)] * total, timeout=timeout, wake=own)
     session.stop_workers(workers, timeout=1.5)
     return {"pool": pool, "concurrency": concurrency, "workers": 2, "n": drained.n,
             "throughput": drained.rate}

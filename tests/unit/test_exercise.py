@@ -14,6 +14,7 @@ from labkit.evidence import Evidence
 from labkit.exercise import all_exercises, check_syntax, load, resolve, verdict_lines
 from labkit.results import Finding
 from labs.lab02_retry import grade as grade02
+from labs.lab03_bind_context import grade as grade03
 from labs.lab04_acks_late import grade as grade04
 from labs.lab05_beat import grade as grade05
 from labs.lab06_routing import grade as grade06
@@ -283,3 +284,45 @@ def test_an_alert_that_never_clears_is_caught(ev: Evidence):
 def test_an_alert_that_errors_is_not_quiet(ev: Evidence):
     assert not alert_verdicts(ev, polls(None, None, error="HTTPError 401"))[
         "quiet_without_a_backlog"]
+
+
+# --- exercise 03's checks ---------------------------------------------------------------------
+
+def progress_polls(done_values: list[int | None], last: str = "SUCCESS") -> list[dict]:
+    polls = [{"state": "PENDING", "done": None}]
+    polls += [{"state": "PROGRESS", "done": d} for d in done_values]
+    return [*polls, {"state": last, "done": None}]
+
+
+def test_progress_seen_climbing_passes(ev: Evidence):
+    grade03.check_progress(ev, None, progress_polls([1, 1, 2, 3, 3, 4, 5]))
+    assert ev.finding("progress_climbs").holds
+
+
+@pytest.mark.parametrize("values, last", [([], "SUCCESS"),  # a print: the client sees nothing
+                                          ([1, 2], "SUCCESS"),  # too few steps seen
+                                          ([3, 1, 2, 4], "SUCCESS"),  # not a climb
+                                          ([1, 2, 3], "FAILURE")])
+def test_progress_a_client_cannot_follow_is_not_yet(ev: Evidence, values, last):
+    grade03.check_progress(ev, None, progress_polls(values, last))
+    assert not ev.finding("progress_climbs").holds
+
+
+PASSWORD = "pw-0123456789abcdef"
+
+
+def test_a_password_passed_by_reference_is_nowhere(ev: Evidence):
+    grade03.check_login(ev, PASSWORD, True, "SUCCESS", '{"headers": {"argsrepr": "(...)"}}',
+                        {"events": "[]", "worker_log_debug": "ok", "result_backend": "{}"})
+    assert all(f.holds for f in ev.findings)
+
+
+def test_a_password_behind_kwargsrepr_is_still_in_the_body_and_the_result(ev: Evidence):
+    grade03.check_login(ev, PASSWORD, True, "SUCCESS",
+                        f'{{"headers": {{"kwargsrepr": "***"}}}} [["alice"], '
+                        f'{{"password": "{PASSWORD}"}}]',
+                        {"events": "[]", "worker_log_debug": "ok",
+                         "result_backend": f'{{"kwargs": {{"password": "{PASSWORD}"}}}}'})
+    failing = {f.id for f in ev.findings if not f.holds}
+    assert failing == {"the_password_is_not_in_the_message", "the_password_is_nowhere_else"}
+    assert ev.finding("the_password_is_nowhere_else").measured["found_in"] == ["result_backend"]
