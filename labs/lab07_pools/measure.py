@@ -75,6 +75,10 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
         # warm up: connections, the green hub, pool children
         session.drain([worker], io.name, [(0.0,)] * 2, timeout=timeout, wake=[QUEUE])
         rss = worker.rss_bytes()
+        if concurrency == top[pool]:
+            # first, beside the IO batch: a green worker that has just run CPU-bound batches
+            # drained no-op tasks at half its usual rate once (141/s against 290/s)
+            ceilings[pool] = ceiling(session, worker, noop_tasks, timeout)
         n_io = max(8, per_slot * concurrency)
         # CPU timings want a batch long against the fixed costs: a second of ideal work at least
         n_cpu = max(24, 4 * per_slot * min(concurrency, cores),
@@ -96,8 +100,6 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
             if pool == "prefork" and name == "cpu" and concurrency == control_at:
                 # the machine's parallelism at the same moment, for the CPU claim's margin
                 control = parallel_speedup(iterations, min(concurrency, cores), cpu_s)
-        if concurrency == top[pool]:
-            ceilings[pool] = ceiling(session, worker, noop_tasks, timeout)
         # everything it ran has finished: a green pool's slow warm shutdown is not worth waiting
         session.stop_workers([worker], timeout=1.5)
     # the CPU cost is the fastest execution of the CPU task in any worker (the driver's

@@ -4,25 +4,14 @@ Write ``backlog_alert(flower_url, user, password, threshold)``: True while more 
 ``threshold`` messages wait in the ``celery`` queue. The grader calls it four times a second
 against a real Flower (basic auth) while a burst backs the queue up with the worker paused, then
 drains it. It must fire within 3 s of the queue passing the threshold, stay quiet before, and
-clear within 3 s of the queue draining. ``get_json`` does the HTTP for you.
+clear within 3 s of the queue draining. ``get_json`` (in the lab's tasks.py) does the HTTP.
 
 Check it: ``celery-lab check 08``. Read first: labs/lab08_observability/README.md (Flower).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
-from typing import Any
-
-
-def get_json(url: str, user: str, password: str, timeout: float = 2.0) -> Any:
-    request = urllib.request.Request(url)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+from labs.lab08_observability.tasks import get_json
 
 
 def backlog_alert(flower_url: str, user: str, password: str, threshold: int) -> bool:

@@ -4,18 +4,7 @@ its ``/api/queues/length`` asks the broker."""
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
-from typing import Any
-
-
-def get_json(url: str, user: str, password: str, timeout: float = 2.0) -> Any:
-    request = urllib.request.Request(url)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+from labs.lab08_observability.tasks import get_json
 
 
 def backlog_alert(flower_url: str, user: str, password: str, threshold: int) -> bool:

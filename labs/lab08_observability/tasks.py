@@ -9,7 +9,11 @@ its cap.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.request
+from typing import Any
 
 from celery import shared_task
 
@@ -59,3 +63,12 @@ def retry_until_seen(self, countdown: float, cap: float) -> int:
 @shared_task(name="lab08.fire_and_forget", ignore_result=True)
 def fire_and_forget() -> str:
     return "nobody will read this"
+
+
+def get_json(url: str, user: str, password: str, timeout: float = 2.0) -> Any:
+    """Exercise 08's HTTP: GET ``url`` with basic auth, decode the JSON."""
+    request = urllib.request.Request(url)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
