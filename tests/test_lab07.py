@@ -61,7 +61,9 @@ def test_the_bound_and_the_ceiling_as_measured(lab07):
     green = rows[("gevent", 24, "io")]
     assert green["ideal"] == 600 and green["throughput"] <= 1.5 * green["ceiling"]
     assert m["two_workers"]["throughput"] > green["throughput"]
-    assert 0 < m["instrumentation_overhead"] < 1
+    # events' cost is one no-op drain against another: on a noisy run it can come out at or
+    # below zero (the finding then says no share was measured); never a whole rate
+    assert m["instrumentation_overhead"] < 1 and m["events_cost"]["with_events"] > 0
 
 
 def test_figures_read_at_a_glance(lab07):
