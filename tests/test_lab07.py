@@ -59,7 +59,7 @@ def test_the_bound_and_the_ceiling_as_measured(lab07):
         assert r["bound"] == min(r["ideal"], r["ceiling"])
     # one green worker at 24 x 40 ms is held by its ceiling: a second process adds to it
     green = rows[("gevent", 24, "io")]
-    assert green["ideal"] == 600 and green["throughput"] <= 1.5 * green["ceiling"]
+    assert green["ideal"] == 600 and green["throughput"] <= 2.0 * green["ceiling"]
     assert m["two_workers"]["throughput"] > green["throughput"]
     # events' cost is one no-op drain against another: on a noisy run it can come out at or
     # below zero (the finding then says no share was measured); never a whole rate

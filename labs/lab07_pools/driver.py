@@ -146,9 +146,9 @@ def top_green_io(rows: list[dict]) -> dict | None:
 
 
 # On IO work the bound predicts one worker's throughput within this band. Its top leaves room
-# for the ceiling's own noise: one no-op drain against another differs by up to 15 %, and a
-# small IO batch (per_slot=1 at x64: 64 tasks in 0.23 s) once drained at 1.14 x its ceiling
-BOUND_BAND = (0.5, 1.5)
+# for the ceiling's own noise: a green worker's no-op rate has measured 141-313/s on this
+# machine, idle, from run to run (twice about half its usual rate, below its own IO rate)
+BOUND_BAND = (0.5, 2.0)
 
 
 def check_bound(ev: Evidence, rows: list[dict]) -> None:

@@ -398,7 +398,7 @@ def test_a_real_sweep_follows_its_bound_and_reports_the_result_contract(ev: Evid
 
 def test_a_worker_that_beats_its_own_ceiling_on_io_is_caught(ev: Evidence) -> None:
     # a ceiling measured too low (the instruments on, say) no longer bounds the IO rows
-    driver.check_bound(ev, sweep(ceilings={"gevent": 80.0}))
+    driver.check_bound(ev, sweep(ceilings={"gevent": 60.0}))
     assert_only_fails(ev, BOUND)
 
 
