@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"celery-lab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # a second Ctrl-C while the interpreter shuts down would kill it by the signal (exit
+        # -2) after the run's processes were already stopped: the exit code must still say 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("celery-lab: interrupted; every process this run started was stopped",
               file=sys.stderr)
         return 130
