@@ -268,7 +268,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from labkit.broker import connect_client, redact
     from labkit.reset import reset
 
-    number = catalog.resolve(args.lab).id.split("_", 1)[0]
+    number = catalog.resolve(args.lab).number
     url = args.broker or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
     client, _ = connect_client(url)
     with client:

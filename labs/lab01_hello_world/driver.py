@@ -57,17 +57,12 @@ def measure_lab(s: LabSession) -> None:
     s.write_csv("batch.csv", burst)
     s.step(f"the cost ladder: {len(measure.LADDER)} worker shapes from Celery's own benchmark to "
            f"the lab's worker, {p.batch} pre-filled tasks each")
-    ladder, events_rung = measure.cost_ladder(s, rungs, worker, p.batch, p.timeout)
+    ladder = measure.cost_ladder(s, rungs, worker, drained, p.timeout)
     s.step(f"{p.raw_rounds} raw LPUSH/BRPOP round trips")
     raw = measure.redis_pingpong(s, p.raw_rounds, p.timeout)
     s.write_csv("raw_redis.csv", raw)
     check_latency(s.evidence, seq, burst, raw)
 
-    after_lab = 1 + next(i for i, r in enumerate(ladder) if r["rung"] == LAB_RUNG)
-    # the lab's worker as it runs (events on), measured beside its events-off twin; the
-    # publishing rate is the lab's batch's (one client, the run's first fill)
-    ladder.insert(after_lab, {"rung": EVENTS_RUNG, **events_rung,
-                              "publish_tasks_per_s": drained.row()["publish_tasks_per_s"]})
     s.write_csv("cost_ladder.csv", ladder)
     check_throughput(s.evidence, ladder)
 
@@ -156,8 +151,7 @@ def check_latency(ev: Evidence, seq: list[dict[str, Any]], burst: list[dict[str,
              "ratio > 1", ratio > 1)
 
 
-EVENTS_RUNG = "+ events (the lab's worker as it runs)"
-LAB_RUNG = "prefork (the lab's worker)"
+EVENTS_RUNG, LAB_RUNG = measure.EVENTS_RUNG, measure.LAB_RUNG
 EXTENDED_RUNG = "prefork + result_extended"
 # What each step of the ladder adds, and the rung without it.
 COSTS = {"acks": ("bench shape", "+ acks"), "result_backend": ("+ prefetch x4", "+ result backend"),
@@ -170,9 +164,11 @@ def check_throughput(ev: Evidence, ladder: list[dict[str, Any]]) -> None:
     bench = [r["drain_tasks_per_s"] for r in ladder if r["rung"].startswith("bench shape")]
     # the lab's batch (the events rung) was published by the run's one client
     publish = next(r for r in ladder if r["rung"] == EVENTS_RUNG)["publish_tasks_per_s"]
+    # the bench shape measured twice, minutes apart: the run's own noise
+    spread = abs(bench[0] - bench[-1]) / max(bench)
     ev.measured(drain_tasks_per_s=rate[LAB_RUNG], publish_tasks_per_s=publish,
                 bench_shape_tasks_per_s=round(sum(bench) / len(bench), 1),
-                bench_shape_repeat_spread=round(abs(bench[0] - bench[-1]) / max(bench), 3),
+                bench_shape_repeat_spread=round(spread, 3),
                 instrumentation_overhead=round(1 - rate[EVENTS_RUNG] / rate[LAB_RUNG], 3),
                 result_extended_cost=round(1 - rate[EXTENDED_RUNG] / rate[LAB_RUNG], 3))
     ev.check("a_batch_is_limited_by_the_worker_not_the_client",
@@ -182,11 +178,10 @@ def check_throughput(ev: Evidence, ladder: list[dict[str, Any]]) -> None:
              "publish > drain", publish > rate[LAB_RUNG])
     costs = {name: round(1 - rate[after] / rate[before], 3)
              for name, (before, after) in COSTS.items()}
-    spread = abs(bench[0] - bench[-1]) / max(bench)
-    # a cost is told apart only if it is larger than the run's own noise: the bench shape
-    # measured twice, minutes apart, differs by ``spread``
+    # a cost is told apart only if it is larger than the run's own noise
     threshold = max(MIN_COST, spread)
-    decided = all(c > threshold for c in costs.values()) or spread <= MIN_COST
+    clear = all(c > threshold for c in costs.values())
+    decided = clear or spread <= MIN_COST
     ev.check("acks_results_and_events_cost_throughput",
              "on a no-op task a worker's own bookkeeping is its throughput: acknowledging each "
              "message, storing each result and sending task events each cost it a share of its "
@@ -196,7 +191,7 @@ def check_throughput(ev: Evidence, ladder: list[dict[str, Any]]) -> None:
              f"each costs more than {threshold:.0%}" if decided else
              f"not decided here: the run's own noise ({spread:.0%}, the bench shape measured "
              "twice) is as large as a cost",
-             all(c > threshold for c in costs.values()) if decided else True)
+             clear or not decided)
 
 
 def check_queued(ev: Evidence, queued: dict[str, Any]) -> None:

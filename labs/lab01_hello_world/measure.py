@@ -105,20 +105,22 @@ def batch(session: LabSession, worker: Worker, n: int,
 NO_EVENTS = {"worker_send_task_events": False}
 NO_RESULTS = {**NO_EVENTS, "result_backend": None}
 QUIET = {"loglevel": "CRITICAL", "events": False}
+LAB_RUNG = "prefork (the lab's worker)"
 LADDER = [
     ("bench shape", {"pool": "solo", "prefetch": 0, **QUIET}, NO_RESULTS, True, False),
     ("+ acks", {"pool": "solo", "prefetch": 0, **QUIET}, NO_RESULTS, False, False),
     ("+ prefetch x4", {"pool": "solo", **QUIET}, NO_RESULTS, False, False),
     ("+ result backend", {"pool": "solo", **QUIET}, NO_EVENTS, False, True),
     ("+ INFO log", {"pool": "solo", "events": False}, NO_EVENTS, False, True),
-    ("prefork (the lab's worker)", {"pool": "prefork", "events": False}, NO_EVENTS, False, True),
+    (LAB_RUNG, {"pool": "prefork", "events": False}, NO_EVENTS, False, True),
     # a side step, not the lab's: every result also keeps the task's name, args and kwargs
     ("prefork + result_extended", {"pool": "prefork", "events": False},
      {**NO_EVENTS, "result_extended": True}, False, True),
 ]
 
 
-LAB_RUNG_INDEX = 5  # "prefork (the lab's worker)"
+LAB_RUNG_INDEX = next(i for i, (name, *_) in enumerate(LADDER) if name == LAB_RUNG)
+EVENTS_RUNG = "+ events (the lab's worker as it runs)"
 
 
 def ladder_workers(session: LabSession, concurrency: int) -> list[Worker]:
@@ -140,12 +142,13 @@ def _best_of_two(session: LabSession, worker: Worker, n: int, timeout: float, wa
             "other_drain_tasks_per_s": round(min(d.rate for d in drains), 1)}
 
 
-def cost_ladder(session: LabSession, workers: list[Worker], lab_worker: Worker, n: int,
-                timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Each rung the best of two no-op drains; the bench shape measured again last, for the
-    run's own noise. The prefork rung goes first, then the lab's worker with its events on
-    (the same configuration), so each compared pair is measured back to back. Returns the
-    rows in the ladder's order, and the events rung."""
+def cost_ladder(session: LabSession, workers: list[Worker], lab_worker: Worker, batch: Drain,
+                timeout: float) -> list[dict[str, Any]]:
+    """Each rung the best of two no-op drains of ``batch.n / 2``; the bench shape measured again
+    last, for the run's own noise. The prefork rung goes first, then the lab's worker with its
+    events on (the same configuration), so each compared pair is measured back to back. The
+    rows come back in the ladder's order, the events rung right after the prefork one, with
+    the publishing rate of the lab's batch (the run's one client)."""
     order = [LAB_RUNG_INDEX] + [i for i in range(len(LADDER)) if i != LAB_RUNG_INDEX] + [0]
     rows: dict[int, dict[str, Any]] = {}
     events_row: dict[str, Any] = {}
@@ -154,12 +157,16 @@ def cost_ladder(session: LabSession, workers: list[Worker], lab_worker: Worker, 
         again = step == len(order) - 1
         rows[len(LADDER) if again else i] = {
             "rung": f"{name} (again)" if again else name,
-            **_best_of_two(session, workers[i], n, timeout, f"lab01.rung{i}", results=results,
-                           no_ack=no_ack)}
-        if i == LAB_RUNG_INDEX and step == 0:
-            events_row = _best_of_two(session, lab_worker, n, timeout, "celery")
+            **_best_of_two(session, workers[i], batch.n, timeout, f"lab01.rung{i}",
+                           results=results, no_ack=no_ack)}
+        if step == 0:
+            events_row = {"rung": EVENTS_RUNG,
+                          **_best_of_two(session, lab_worker, batch.n, timeout, "celery"),
+                          "publish_tasks_per_s": batch.row()["publish_tasks_per_s"]}
     session.stop_workers(workers, timeout=3)
-    return [rows[k] for k in sorted(rows)], events_row
+    ladder = [rows[k] for k in sorted(rows)]
+    ladder.insert(LAB_RUNG_INDEX + 1, events_row)
+    return ladder
 
 
 def _join_events(session: LabSession, rows: list[dict[str, Any]], timeout: float) -> None:
