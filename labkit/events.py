@@ -18,6 +18,7 @@ from labkit.errors import SetupError
 
 Event = dict[str, Any]
 PROBE = "lab-probe"
+TASK_ENDS = frozenset({"task-succeeded", "task-failed", "task-revoked", "task-rejected"})
 
 
 class EventRecorder:
@@ -107,6 +108,40 @@ class EventRecorder:
             shown = ", ".join(sorted(missing)[:3]) + (" ..." if len(missing) > 3 else "")
             raise TimeoutError(f"{len(missing)} of {len(task_ids)} tasks had no {event_type} "
                                f"event within {timeout:g} s: {shown}")
+
+    def unsettled(self) -> set[str]:
+        """Tasks with events but no end (succeeded, failed, revoked, rejected): waiting in a
+        queue, held for an ETA, running, or between two retries. Not "the latest event": the
+        sender's task-sent and the worker's events travel on different connections, so a
+        task-sent may be received after the task-succeeded."""
+        seen: set[str] = set()
+        ended: set[str] = set()
+        for event in self.snapshot():
+            if event.get("uuid") and str(event.get("type", "")).startswith("task-"):
+                seen.add(event["uuid"])
+                if event["type"] in TASK_ENDS:
+                    ended.add(event["uuid"])
+        return seen - ended
+
+    def wait_until_settled(self, timeout: float, hold: float = 0.5) -> None:
+        """Wait until every task anyone sent has ended, and nothing new was sent for ``hold``
+        seconds (a task may send another, an errback or a chord body, as it ends); raise
+        TimeoutError otherwise."""
+        def task_events() -> int:
+            return sum(str(e.get("type", "")).startswith("task-") for e in self.snapshot())
+
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = task_events()
+            if not self.unsettled():
+                time.sleep(hold)
+                if task_events() == seen and not self.unsettled():
+                    return
+            if time.monotonic() > deadline:
+                left = sorted(self.unsettled())
+                raise TimeoutError(f"{len(left)} tasks had not ended within {timeout:g} s: "
+                                   + ", ".join(left[:3]))
+            time.sleep(0.05)
 
     def by_task(self) -> dict[str, dict[str, Event]]:
         """``{task_id: {event_type: first event of that type}}``."""

@@ -23,10 +23,11 @@ def draw_all(plotters: dict[str, Plotter], run_dir: Path | str) -> dict[str, Fig
     return {name: plot(Path(run_dir)) for name, plot in plotters.items()}
 
 
-def new_figure(width: float = 8, height: float = 4.5, ncols: int = 1) -> tuple[Figure, list]:
+def new_figure(width: float = 8, height: float = 4.5, ncols: int = 1, nrows: int = 1) -> tuple[Figure, list]:
+    """A figure and its axes, as a flat list (row by row)."""
     fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, list(axes) if ncols > 1 else [axes]
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, list(axes.flat)
 
 
 def integer_ticks(ax: Axes, axis: Literal["x", "y"] = "y") -> None:
