@@ -113,12 +113,12 @@ def test_doctor_finds_redis_and_round_trips_a_task(tmp_path):
 
 
 def test_several_labs_end_with_a_summary_and_a_report_linking_every_plot(tmp_path):
-    """`run all` and `run 01,03` share one path; two fast labs keep this test short
+    """`run all` and `run 06,08` share one path; two fast labs keep this test short
     (`make lab` runs all of them, and each lab has its own test)."""
-    proc = _run(["run", "01,03", "--quick"], tmp_path, timeout=300)
+    proc = _run(["run", "06,08", "--quick"], tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout[proc.stdout.index("lab "):]
-    for lab_id in ("01_hello_world", "03_bind_context"):
+    for lab_id in ("06_routing", "08_observability"):
         ok, failed = held(read_result(tmp_path / lab_id / "latest"))
         assert ok and not failed, failed
         row = next(line for line in table.splitlines() if line.startswith(lab_id))

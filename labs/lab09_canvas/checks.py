@@ -81,7 +81,8 @@ def check_costs(ev: Evidence, costs: dict[str, Any]) -> None:
              or r["taskset_keys"] != (1 if r["shape"] == "chord" else 0)]
     ev.check("every_task_leaves_a_result_key",
              "every task of a canvas stores its own celery-task-meta-<id> key (kept for result_expires); "
-             "a chord also leaves one celery-taskset-meta-<group id> key behind, a chain or a group none",
+             "a chord also leaves one celery-taskset-meta-<group id> key behind (its .c claim, read by the "
+             "join finding), a chain or a group none",
              {"rows": [{"shape": r["shape"], "n": r["n"], "task_meta_keys": r["task_meta_keys"],
                         "taskset_keys": r["taskset_keys"]} for r in rows], "mismatches": wrong},
              "task-meta keys = messages; taskset keys: chord 1, chain 0, group 0", bool(rows) and not wrong)
@@ -94,12 +95,16 @@ def check_join(ev: Evidence, redis_join: dict[str, Any], unlock: dict[str, Any])
     ev.check("the_redis_backend_joins_a_chord_in_a_sorted_set",
              "while a chord's header is incomplete, the Redis backend keeps the results that are in as "
              "entries of a sorted set celery-taskset-meta-<group id>.j; once the body is sent, the join "
-             "keys are deleted",
+             "keys are deleted and only .c is left, 'done' for a while (so that a late duplicate header "
+             "result cannot send the body again)",
              {"during": {k: {"type": v["type"], "size": v["size"]} for k, v in during.items()},
-              "after": sorted(after), "unlock_messages": redis_join["sent"].get("celery.chord_unlock", 0),
+              "after": {k: {"value": v["value"], "ttl_s": v["ttl_s"]} for k, v in after.items()},
+              "unlock_messages": redis_join["sent"].get("celery.chord_unlock", 0),
               "value": redis_join["value"]},
-             f".j a zset of {n - 1} while {n - 1} of {n} results are in; no .j after; no chord_unlock",
-             j.get("type") == "zset" and j.get("size") == n - 1 and ".j" not in after
+             f".j a zset of {n - 1} while {n - 1} of {n} results are in; after: only .c = 'done' with a "
+             "TTL; no chord_unlock",
+             j.get("type") == "zset" and j.get("size") == n - 1 and sorted(after) == [".c"]
+             and after[".c"]["value"] == "done" and after[".c"]["ttl_s"] > 0
              and redis_join["sent"].get("celery.chord_unlock", 0) == 0
              and redis_join["value"] == sum(i * i for i in range(n)))
     runs = unlock["unlock_runs"]
@@ -190,11 +195,14 @@ def check_failures(ev: Evidence, rows: list[dict[str, Any]], fail_times: int) ->
     ev.check("a_failed_header_member_means_the_body_never_runs",
              "when a chord header member raises, the other members still run but the body never does; "
              "the chord's result is stored as FAILURE with a ChordError naming the first failed member "
-             "in header order",
+             "in header order (member 1, though member 2 failed first), while the client's get() raises "
+             "a member's own exception (it checks the header first)",
              [{**_summary(r), "stored": r["stored"]} for r in headers],
-             "members ran [1, 1, 1, 1]; body 0 runs; stored FAILURE, ChordError naming member 1",
+             "members ran [1, 1, 1, 1]; body 0 runs; stored FAILURE, ChordError naming member 1; "
+             "the client gets ValueError",
              len(headers) == 2 and all(
                  _ran(r) == [1, 1, 1, 1] and r["body_runs"] == 0 and r["stored"]["state"] == "FAILURE"
+                 and r["client"].get("raised") == "ValueError"
                  and r["stored"]["result"].startswith("ChordError")
                  and r["members"][1]["id"] in r["stored"]["result"]
                  for r in headers))

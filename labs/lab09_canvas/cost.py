@@ -155,18 +155,19 @@ def chunks_against_group(session: LabSession, n: int, size: int, timeout: float)
     """``n`` tiny additions as a group of ``n`` tasks and as chunks of ``size``: messages and
     wall time, the better of two runs each."""
     expected = sum(2 * i for i in range(n))
+    bound = timeout + n * 0.01  # a wait grows with the batch: 10 ms a task, far below any rate seen
     rows = []
     for attempt in range(2):
         for way in ("group", "chunks"):
             mark = len(session.events.snapshot())
             began = time.perf_counter()
             if way == "group":
-                values = group(tiny.s(i, i) for i in range(n)).apply_async().get(timeout=timeout)
+                values = group(tiny.s(i, i) for i in range(n)).apply_async().get(timeout=bound)
             else:
                 values = [v for part in tiny.chunks(zip(range(n), range(n), strict=True), size)
-                          .apply_async().get(timeout=timeout) for v in part]
+                          .apply_async().get(timeout=bound) for v in part]
             wall = time.perf_counter() - began
-            session.events.wait_until_settled(timeout, hold=0.2)
+            session.events.wait_until_settled(bound, hold=0.2)
             sent = sent_since(session, mark)
             rows.append({"way": way, "attempt": attempt, "wall_s": wall, "messages": sum(sent.values()),
                          "by_task": dict(sent), "correct": sum(values) == expected and len(values) == n})

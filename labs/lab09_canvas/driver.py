@@ -65,7 +65,7 @@ def measure_lab(s: LabSession) -> None:
                                 "result_chord_retry_interval": p.unlock_interval}},
     })
 
-    s.step("data flow: a chain with .s and .si, a group, a chord finishing in reverse order")
+    s.step("data flow: a chain with .s and .si, a group, a chord finishing out of header order")
     chained = flow.chain_links(s, p.timeout)
     grouped = flow.group_timeline(s, p.group_size, p.member_s, p.timeout)
     chorded = flow.chord_order(s, p.group_size, p.member_s, p.timeout)

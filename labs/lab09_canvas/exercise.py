@@ -7,7 +7,10 @@ labs/lab09_canvas/tasks.py). Make the pipeline:
 
 1. run its fan-in step exactly once, with the value of every item that did not fail
    (``record_total``);
-2. report the failed item exactly once (``report_failure``), naming the item.
+2. report the failed item exactly once (``report_failure``), naming the item;
+3. never wait: each item is a task of its own, and the fan-in is a task sent only once the
+   fetches have run (a task that waits for others holds a worker slot; the client does not
+   compute anything itself).
 
 Keep the task names. Check it: ``celery-lab check 09``. Read first: labs/lab09_canvas/README.md
 (the failure matrix: what a chord does when a header member raises).

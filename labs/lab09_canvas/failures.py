@@ -29,6 +29,7 @@ from labs.lab09_canvas.tasks import (
 )
 
 ALLOW = "task_allow_error_cb_on_chord_header"
+HEADER_GAP_S = 0.3  # a failing chord's member 1 fails this much later than member 2
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,22 @@ class Cell:
     @property
     def row(self) -> str:
         style = "" if self.style == "new" else ", old-style errback"
-        allow = f", {ALLOW}=True" if self.allow_header_cb else ""
+        allow = f", {ALLOW.removeprefix('task_')}" if self.allow_header_cb else ""
         return f"{self.shape}: {self.fails}; errback {self.errback}{style}{allow}"
 
 
 CELLS = [
-    Cell("chain-on-chain", "chain", "link 2 of 3 raises", "on the chain (.on_error)"),
+    Cell("chain-on-chain", "chain", "link 2 of 3 raises", "on the chain"),
     Cell("chain-link-error", "chain", "link 2 of 3 raises", "apply_async(link_error=)"),
     Cell("chain-on-member", "chain", "link 2 of 3 raises", "on the failing link"),
-    Cell("chain-old-style", "chain", "link 2 of 3 raises", "on the chain (.on_error)", style="old"),
-    Cell("group-on-group", "group", "member 1 of 3 raises", "on the group (.on_error)"),
-    Cell("chord-header", "chord", "header members 1 and 2 of 4 raise", "on the chord (.on_error)"),
-    Cell("chord-header-allow", "chord", "header members 1 and 2 of 4 raise", "on the chord (.on_error)",
+    Cell("chain-old-style", "chain", "link 2 of 3 raises", "on the chain", style="old"),
+    Cell("group-on-group", "group", "member 1 of 3 raises", "on the group"),
+    Cell("chord-header", "chord", "header members 1 and 2 of 4 raise", "on the chord"),
+    Cell("chord-header-allow", "chord", "header members 1 and 2 of 4 raise", "on the chord",
          allow_header_cb=True),
-    Cell("chord-body", "chord", "the body raises", "on the chord (.on_error)"),
-    Cell("chord-retry", "chord", "header member 1 retries, then succeeds", "on the chord (.on_error)"),
-    Cell("chord-revoked", "chord", "header member 1 is revoked before it runs", "on the chord (.on_error)"),
+    Cell("chord-body", "chord", "the body raises", "on the chord"),
+    Cell("chord-retry", "chord", "header member 1 retries, then succeeds", "on the chord"),
+    Cell("chord-revoked", "chord", "header member 1 is revoked before it runs", "on the chord"),
 ]
 
 
@@ -83,7 +84,7 @@ def launch(cell: Cell, app: Celery, fail_times: int, countdown: float, session: 
         if cell.errback == "on the failing link":
             middle = middle.on_error(eb)
         canvas = chain(add.s(1, 1, label=label), middle, add.s(3, label=label))
-        if cell.errback.startswith("on the chain"):
+        if cell.errback == "on the chain":
             result = canvas.on_error(eb).apply_async()
         elif cell.errback.startswith("apply_async"):
             result = canvas.apply_async(link_error=eb)
@@ -97,7 +98,8 @@ def launch(cell: Cell, app: Celery, fail_times: int, countdown: float, session: 
                 "body": None}
     body = (broken_body if cell.name == "chord-body" else collect).s(label=label)
     if cell.name.startswith("chord-header"):
-        header = [work.s(0, 0, label=label), fail.s(1, label=label), fail.s(2, 0.1, label=label),
+        # member 2 fails first in time, member 1 first in header order
+        header = [work.s(0, 0, label=label), fail.s(1, HEADER_GAP_S, label=label), fail.s(2, label=label),
                   work.s(3, 0, label=label)]
         failing = [1, 2]
     elif cell.name == "chord-retry":
@@ -147,7 +149,9 @@ def read_cell(session: LabSession, cell: Cell, sent: dict[str, Any],
     records = runs(session, cell.name)
     members = sent["members"]
     executions = {i: sum(r["id"] == i and r["role"] in ("member", "add") for r in records) for i in members}
-    stored = session.app.AsyncResult(sent["body"] or members[-1])
+    # what the client would read for the whole canvas: a chain's last link, a chord's body; a
+    # group has no single result
+    stored = None if cell.shape == "group" else session.app.AsyncResult(sent["body"] or members[-1])
     return {
         "cell": cell.name, "row": cell.row, "shape": cell.shape, "style": cell.style,
         "allow_header_cb": cell.allow_header_cb,
@@ -158,7 +162,7 @@ def read_cell(session: LabSession, cell: Cell, sent: dict[str, Any],
                       "failed_is": _which(r["failed_id"], members, sent["body"])}
                      for r in records if r["role"] == "errback"],
         "client": client,
-        "stored": {"state": stored.state, "result": _shown(stored)},
+        "stored": {"state": stored.state, "result": _shown(stored)} if stored else None,
     }
 
 

@@ -42,19 +42,20 @@ def group_timeline(session: LabSession, size: int, member_s: float, timeout: flo
     """A group of ``size`` sleeping members: when and where each ran."""
     label = "flow-group"
     result = group(work.s(i, member_s, label=label) for i in range(size)).apply_async()
-    values = result.get(timeout=timeout)
+    values = result.get(timeout=timeout + size * member_s)  # bounded by the work, even run one by one
     return {"id": result.id, "values": values, "member_ids": [r.id for r in result.results],
             "runs": _spans(runs(session, label))}
 
 
 def chord_order(session: LabSession, size: int, member_s: float, timeout: float) -> dict[str, Any]:
-    """A chord whose header members finish in reverse order (member i sleeps (size - i) steps):
-    the list the body gets, and when the body ran against the header."""
+    """A chord whose header members finish out of header order (member i sleeps
+    ``member_s * (size - i) / size``, the first the longest): the list the body gets, and when
+    the body ran against the header."""
     label = "flow-chord"
-    step = member_s / 2
-    header = [work.s(i, step * (size - i), label=label) for i in range(size)]
+    sleeps = [member_s * (size - i) / size for i in range(size)]
+    header = [work.s(i, sleep, label=label) for i, sleep in enumerate(sleeps)]
     result = chord(header, collect.s(label=label)).apply_async()
-    value = result.get(timeout=timeout)
+    value = result.get(timeout=timeout + sum(sleeps))
     rows = runs(session, label)
     return {"id": result.id, "value": value, "header_ids": [r.id for r in result.parent.results],
             "runs": _spans([r for r in rows if r["role"] == "member"]),

@@ -64,7 +64,7 @@ def failure_matrix(run_dir: Path) -> Figure:
         fired = ", ".join(e["failed_is"] + ("" if not e["own_message"] else " (message)")
                           for e in r["errbacks"]) or "none"
         client = r["client"].get("raised") or f"value {r['client'].get('value')}"
-        cells.append([r["row"], ran, body, fired, client, r["stored"]["state"]])
+        cells.append([r["row"], ran, body, fired, client, r["stored"]["state"] if r["stored"] else "-"])
         colours.append(["white", "white",
                         "#f4cccc" if r["body_runs"] == 0 else "white",
                         "#fff2cc" if len(r["errbacks"]) > 1 else "white",

@@ -111,6 +111,7 @@ def tiny(x: int, y: int) -> int:
 # Exercise 09's building blocks: a fetch that fails for the item the grader chose, and the two
 # records the grader reads (the body's total, and each failure reported).
 EX_BAD = "lab09:ex:bad"  # the item whose fetch raises, set by the grader
+EX_FETCH_S = "lab09:ex:fetch_s"  # how long a fetch takes, set by the grader
 EX_TOTALS = "lab09:ex:totals"
 EX_FAILURES = "lab09:ex:failures"
 
@@ -118,6 +119,7 @@ EX_FAILURES = "lab09:ex:failures"
 def fetch_item(task: Any, item: int) -> int:
     """``item * item``, or ValueError for the item the grader chose to fail."""
     client, prefix = store(task)
+    time.sleep(float(client.get(f"{prefix}{EX_FETCH_S}") or 0))
     bad = client.get(f"{prefix}{EX_BAD}")
     if bad is not None and int(bad) == item:
         raise ValueError(f"item {item} could not be fetched")

@@ -145,20 +145,23 @@ def test_a_group_that_saves_a_taskset_key_fails(tmp_path):
 def join_() -> tuple[dict[str, Any], dict[str, Any]]:
     redis_join = {"n": 4, "value": 14, "sent": {"lab09.work": 3, "lab09.gated": 1, "lab09.collect": 1},
                   "during": {".j": {"type": "zset", "size": 3}, ".d": {"type": "set", "size": 3},
-                             ".s": {"type": "string", "size": 1}}, "after": [".c"]}
+                             ".s": {"type": "string", "size": 1}},
+                  "after": {".c": {"type": "string", "size": 4, "value": "done", "ttl_s": 300}}}
     unlock = {"n": 4, "value": 14, "hold_s": 2.0, "unlock_runs": 6, "body_delay_s": 0.23}
     return redis_join, unlock
 
 
-@pytest.mark.parametrize("change", ["list", "kept", "count"])
+@pytest.mark.parametrize("change", ["list", "kept", "count", "no_claim"])
 def test_a_join_that_is_not_a_deleted_sorted_set_fails(tmp_path, change):
     redis_join, unlock = join_()
     if change == "list":
         redis_join["during"][".j"]["type"] = "list"
     elif change == "kept":
-        redis_join["after"] = [".c", ".j"]
-    else:
+        redis_join["after"][".j"] = {"type": "zset", "size": 4, "value": None, "ttl_s": 86400}
+    elif change == "count":
         redis_join["during"][".j"]["size"] = 4
+    else:
+        redis_join["after"] = {}
     ev = evidence(tmp_path)
     checks.check_join(ev, redis_join, unlock)
     assert_only_fails(ev, "the_redis_backend_joins_a_chord_in_a_sorted_set")
@@ -214,8 +217,9 @@ CHORD_ERROR = "ChordError: Dependency m1 raised ValueError('member 1 of chord-he
 def matrix_() -> list[dict[str, Any]]:
     """The ten cells as a real run measured them."""
     def row(cell, members, body, errbacks, client, state="FAILURE", stored="ValueError: x"):
+        stored_as = None if cell.startswith("group") else {"state": state, "result": stored}
         return {"cell": cell, "members": members, "body_runs": body, "errbacks": errbacks,
-                "client": client, "stored": {"state": state, "result": stored}}
+                "client": client, "stored": stored_as}
 
     chain_members = [member(0, 1), member(1, 1, True), member(2, 0)]
     raised = {"raised": "ValueError", "message": "member 2 of x failed"}
@@ -225,7 +229,7 @@ def matrix_() -> list[dict[str, Any]]:
         row("chain-on-member", chain_members, None, [errback("member 1")], raised),
         row("chain-old-style", chain_members, None, [errback("member 1", exc=None, own=True)], raised),
         row("group-on-group", [member(0, 1), member(1, 1, True), member(2, 1)], None,
-            [errback("member 1")], raised, state="SUCCESS", stored="4"),
+            [errback("member 1")], raised),
         row("chord-header", [member(0, 1), member(1, 1, True), member(2, 1, True), member(3, 1)], 0,
             [errback("body", exc=CHORD_ERROR)], raised, stored=CHORD_ERROR),
         row("chord-header-allow", [member(0, 1), member(1, 1, True), member(2, 1, True), member(3, 1)], 0,
@@ -259,44 +263,48 @@ def test_the_measured_matrix_holds(tmp_path):
     assert all(f.holds for f in run_failures(tmp_path, matrix_()).findings)
 
 
-COUNTER_EXAMPLES = {
+COUNTER_EXAMPLES = [
     # a chain that ran on past the failing link
-    "a_chain_stops_at_the_failing_link":
-        lambda rows: cell(rows, "chain-link-error")["members"].__setitem__(2, member(2, 1)),
+    ("a_chain_stops_at_the_failing_link",
+     lambda rows: cell(rows, "chain-link-error")["members"].__setitem__(2, member(2, 1))),
     # an errback on the chain that fired for every link it was attached to
-    "a_chain_errback_fires_once_inline":
-        lambda rows: cell(rows, "chain-on-chain")["errbacks"].append(errback("member 2")),
+    ("a_chain_errback_fires_once_inline",
+     lambda rows: cell(rows, "chain-on-chain")["errbacks"].append(errback("member 2"))),
     # an old-style errback called inline
-    "an_old_style_errback_is_a_message_of_its_own":
-        lambda rows: cell(rows, "chain-old-style")["errbacks"][0].__setitem__("own_message", False),
+    ("an_old_style_errback_is_a_message_of_its_own",
+     lambda rows: cell(rows, "chain-old-style")["errbacks"][0].__setitem__("own_message", False)),
     # a group that stopped at its failing member
-    "a_group_runs_every_member_and_the_errback_fires_per_failure":
-        lambda rows: cell(rows, "group-on-group")["members"].__setitem__(2, member(2, 0)),
+    ("a_group_runs_every_member_and_the_errback_fires_per_failure",
+     lambda rows: cell(rows, "group-on-group")["members"].__setitem__(2, member(2, 0))),
     # a chord whose body ran with a failed header member
-    "a_failed_header_member_means_the_body_never_runs":
-        lambda rows: cell(rows, "chord-header-allow").__setitem__("body_runs", 1),
+    ("a_failed_header_member_means_the_body_never_runs",
+     lambda rows: cell(rows, "chord-header-allow").__setitem__("body_runs", 1)),
+    # (the same, another way) a ChordError naming the member that failed first in time
+    ("a_failed_header_member_means_the_body_never_runs",
+     lambda rows: cell(rows, "chord-header")["stored"].__setitem__(
+            "result", "ChordError: Dependency m2 raised ValueError('member 2 of chord-header failed')")),
     # the errback called per member by default
-    "a_chord_errback_fires_for_the_body_only_by_default":
-        lambda rows: cell(rows, "chord-header")["errbacks"].insert(0, errback("member 1")),
+    ("a_chord_errback_fires_for_the_body_only_by_default",
+     lambda rows: cell(rows, "chord-header")["errbacks"].insert(0, errback("member 1"))),
     # the setting ignored: only the body's errback
-    "allow_error_cb_on_chord_header_fires_per_failed_member_too":
-        lambda rows: cell(rows, "chord-header-allow").__setitem__("errbacks", [errback("body", CHORD_ERROR)]),
+    ("allow_error_cb_on_chord_header_fires_per_failed_member_too",
+     lambda rows: cell(rows, "chord-header-allow").__setitem__("errbacks", [errback("body", CHORD_ERROR)])),
     # a failing body whose errback never fired
-    "a_failing_body_fires_the_chord_errback_once":
-        lambda rows: cell(rows, "chord-body").__setitem__("errbacks", []),
+    ("a_failing_body_fires_the_chord_errback_once",
+     lambda rows: cell(rows, "chord-body").__setitem__("errbacks", [])),
     # a retried member that broke the chord
-    "a_retrying_header_member_delays_the_body_not_breaks_it":
-        lambda rows: cell(rows, "chord-retry").__setitem__("body_runs", 0),
+    ("a_retrying_header_member_delays_the_body_not_breaks_it",
+     lambda rows: cell(rows, "chord-retry").__setitem__("body_runs", 0)),
     # a revoked member that ran anyway
-    "a_revoked_header_member_means_the_body_never_runs":
-        lambda rows: cell(rows, "chord-revoked")["members"].__setitem__(1, member(1, 1)),
-}
+    ("a_revoked_header_member_means_the_body_never_runs",
+     lambda rows: cell(rows, "chord-revoked")["members"].__setitem__(1, member(1, 1))),
+]
 
 
-@pytest.mark.parametrize("finding", list(COUNTER_EXAMPLES))
-def test_each_failure_claim_can_fail(tmp_path, finding):
+@pytest.mark.parametrize("finding,change", COUNTER_EXAMPLES)
+def test_each_failure_claim_can_fail(tmp_path, finding, change):
     rows = copy.deepcopy(matrix_())
-    COUNTER_EXAMPLES[finding](rows)
+    change(rows)
     assert_only_fails(run_failures(tmp_path, rows), finding)
 
 
@@ -377,3 +385,23 @@ def test_the_exercise_grader_passes_a_good_pipeline_and_names_what_a_bad_one_got
     ev = evidence(tmp_path)
     check_pipeline(ev, 5, 2, [{"values": [0, 1, 16]}], [{"item": 2}])
     assert_only_fails(ev, "the_fan_in_gets_every_good_value")
+
+
+def test_the_exercise_grader_wants_the_fan_in_sent_after_the_fetches(tmp_path):
+    from labs.lab09_canvas.grade import check_shape, task_times
+
+    def events(total_sent: float, fetches: int = 3) -> list[dict[str, Any]]:
+        out = []
+        for i in range(fetches):  # two slots: fetch 2 starts when fetch 0 ends
+            start = 0.1 * (i // 2)
+            out += [{"type": "task-sent", "uuid": f"f{i}", "name": "ex09.fetch", "timestamp": T0},
+                    {"type": "task-started", "uuid": f"f{i}", "timestamp": T0 + start},
+                    {"type": "task-succeeded", "uuid": f"f{i}", "timestamp": T0 + start + 0.1}]
+        return [*out, {"type": "task-sent", "uuid": "t", "name": "ex09.total", "timestamp": T0 + total_sent},
+                {"type": "task-started", "uuid": "t", "timestamp": T0 + 0.25}]
+
+    # a chord's body; a fan-in sent up front that waits for the fetches; no tasks at all
+    for sent, fetches, holds in ((0.2, 3, True), (0.001, 3, False), (0.2, 0, False)):
+        ev = evidence(tmp_path)
+        check_shape(ev, 3, task_times(events(sent, fetches)))
+        assert ev.finding("the_fan_in_is_sent_when_the_fetches_are_done").holds is holds
