@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
 from labkit.broker import start_embedded
 from labkit.processes import ProcessRegistry
 from labkit.results import read_csv
 from labs.lab01_hello_world import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import LabRun, assert_held, run_lab
 from tests.figures import assert_figures_read_at_a_glance
 
 EXPECTED_FINDINGS = {
@@ -24,31 +26,54 @@ def _run_lab(results, *extra):
     return run_lab(results, "01_hello_world", "--quick", *extra)
 
 
+class Hygiene(NamedTuple):
+    """A Redis the run did not own, before and after it: someone else's keys and message."""
+
+    before: set[bytes]
+    after: set[bytes]
+    kept_key: bytes | None
+    kept_queue: list[bytes]
+
+
 @pytest.fixture(scope="module")
-def lab01(tmp_path_factory):
-    return _run_lab(tmp_path_factory.mktemp("results"), "--param", "sequential=30",
-                    "--param", "batch=500", "--param", "countdown=0.4")
+def lab01(tmp_path_factory) -> tuple[LabRun, Hygiene]:
+    """The lab's run on an external Redis (a second embedded server standing in for a shared
+    one, holding someone else's keys): its findings, and what it left there. The embedded path
+    runs in the notebook, the extremes and ``make lab``."""
+    registry = ProcessRegistry()
+    external = start_embedded(registry, tmp_path_factory.mktemp("external"))
+    try:
+        with external.client() as r:
+            r.set("someone:else", "keep me")
+            r.lpush("celery", "a message that is not ours")
+            before = set(r.keys("*"))
+        run = _run_lab(tmp_path_factory.mktemp("results"), "--broker", external.url,
+                       "--param", "sequential=30", "--param", "batch=500", "--param", "countdown=0.4")
+        with external.client() as r:
+            hygiene = Hygiene(before, set(r.keys("*")), r.get("someone:else"), r.lrange("celery", 0, -1))
+    finally:
+        registry.reap_all()
+    return run, hygiene
 
 
 def test_every_finding_holds_and_the_exit_code_says_so(lab01):
-    proc, result, _ = lab01
+    proc, result, _ = lab01[0]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_held(result, EXPECTED_FINDINGS)
 
 
 def test_result_records_versions_params_and_plots(lab01):
-    _, result, _ = lab01
+    _, result, _ = lab01[0]
     for name in ("python", "celery", "kombu", "redis-py", "redis-server"):
         assert result["versions"][name]
     assert result["versions"]["celery"].startswith("5.7")
     assert result["params"]["sequential"] == 30 and result["params"]["countdown"] == 0.4
-    assert result["broker"]["embedded"] is True
     plots = {"latency_hist.png", "phases.png", "batch_timeline.png", "queue_length.png"}
     assert plots <= set(result["files"])
 
 
 def test_measured_values_are_the_behaviour_not_just_a_verdict(lab01):
-    _, result, _ = lab01
+    _, result, _ = lab01[0]
     findings = {f["id"]: f for f in result["findings"]}
     assert findings["apply_runs_in_the_caller"]["measured"]["messages_enqueued"] == 0
     assert all(v["messages"] == 1 for v in findings["one_message_per_submission"]["measured"].values())
@@ -62,7 +87,7 @@ def test_measured_values_are_the_behaviour_not_just_a_verdict(lab01):
 
 
 def test_the_cost_ladder_measures_the_worker_apart_from_the_client(lab01):
-    _, result, run_dir = lab01
+    _, result, run_dir = lab01[0]
     m = result["measurements"]
     # Celery's benchmark shape drains faster than the lab's worker, which is slower with its
     # events on: the result contract of the drain, measured on the pre-filled queues
@@ -73,27 +98,16 @@ def test_the_cost_ladder_measures_the_worker_apart_from_the_client(lab01):
     assert rungs[0] == "bench shape" and rungs[-1] == "bench shape (again)" and len(rungs) == 9
 
 
-def test_external_redis_keeps_other_keys_and_is_left_clean(tmp_path):
-    registry = ProcessRegistry()
-    external = start_embedded(registry, tmp_path / "external")  # stands in for a shared Redis
-    try:
-        with external.client() as r:
-            r.set("someone:else", "keep me")
-            r.lpush("celery", "a message that is not ours")
-            before = set(r.keys("*"))
-        proc, result, _ = _run_lab(tmp_path / "results", "--broker", external.url,
-                                "--param", "sequential=10", "--param", "batch=500")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        prefix = result["broker"]["key_prefix"]
-        assert prefix.startswith("celerylab:") and result["broker"]["embedded"] is False
-        with external.client() as r:
-            assert set(r.keys("*")) == before  # the run deleted its keys and only its keys
-            assert r.get("someone:else") == b"keep me"
-            assert r.lrange("celery", 0, -1) == [b"a message that is not ours"]
-    finally:
-        registry.reap_all()
+def test_external_redis_keeps_other_keys_and_is_left_clean(lab01):
+    (proc, result, _), hygiene = lab01
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    prefix = result["broker"]["key_prefix"]
+    assert prefix.startswith("celerylab:") and result["broker"]["embedded"] is False
+    assert hygiene.after == hygiene.before  # the run deleted its keys and only its keys
+    assert hygiene.kept_key == b"keep me"
+    assert hygiene.kept_queue == [b"a message that is not ours"]
 
 
 def test_figures_read_at_a_glance(lab01):
-    _, _, run_dir = lab01
+    _, _, run_dir = lab01[0]
     assert_figures_read_at_a_glance(plots.FIGURES, run_dir)
