@@ -116,7 +116,7 @@ def cost_plot(run_dir: Path) -> Figure:
     for bar, m in zip(bars, messages, strict=True):
         ax4.annotate(f"{m} messages", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                      ha="center", va="bottom", fontsize=8)
-    ax4.set_ylabel("wall time, best of two (s)")
+    ax4.set_ylabel("first publish to last task done, best of two (s)")
     ax4.set_title(f"{chunks['n']} tiny additions: a group against chunks of {chunks['size']}", fontsize=10)
     legend_below(fig, ncols=5)
     return fig
