@@ -66,6 +66,8 @@ def test_the_run_counted_what_it_claims(lab09):
     retry = next(r for r in matrix if r["cell"] == "chord-retry")
     assert [m["executions"] for m in retry["members"]] == [1, 5]  # fail_times=4: five attempts
     assert result["params"]["unlock_interval"] == 0.1
+    unlock = cost["unlock"]
+    assert unlock["unlock_runs_while_held"] >= unlock["polls_awaited"] == 3  # the header waited for them
 
 
 def test_figures_read_at_a_glance(lab09):

@@ -4,10 +4,13 @@ measurements, so a unit test can hand each one a counter-example."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 from labkit.evidence import Evidence
 from labs.lab09_canvas.flow import most_at_once
+
+GAP_SLACK_S = 0.01  # event timestamps and a retry's ETA are rounded clocks, not exact instants
 
 
 # -- data flow -----------------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def check_costs(ev: Evidence, costs: dict[str, Any]) -> None:
              "task-meta keys = messages; taskset keys: chord 1, chain 0, group 0", bool(rows) and not wrong)
 
 
-def check_join(ev: Evidence, redis_join: dict[str, Any], unlock: dict[str, Any]) -> None:
+def check_join(ev: Evidence, redis_join: dict[str, Any], unlock: dict[str, Any], interval: float) -> None:
     n = redis_join["n"]
     during, after = redis_join["during"], redis_join["after"]
     j = during.get(".j", {})
@@ -107,15 +110,22 @@ def check_join(ev: Evidence, redis_join: dict[str, Any], unlock: dict[str, Any])
              and after[".c"]["value"] == "done" and after[".c"]["ttl_s"] > 0
              and redis_join["sent"].get("celery.chord_unlock", 0) == 0
              and redis_join["value"] == sum(i * i for i in range(n)))
-    runs = unlock["unlock_runs"]
+    gaps = [b - a for a, b in pairwise(sorted(unlock["unlock_at"]))]
+    held, want = unlock["unlock_runs_while_held"], unlock["polls_awaited"]
     ev.check("without_a_native_join_chord_unlock_polls",
              "with a result backend that cannot join a chord (the filesystem backend here), the client "
-             "sends celery.chord_unlock, which runs again every result_chord_retry_interval until the "
-             "header is done, then sends the body",
-             {"unlock_runs": runs, "header_held_s": unlock["hold_s"], "value": unlock["value"],
+             "sends celery.chord_unlock, which runs again every result_chord_retry_interval (never "
+             "sooner: each run retries itself with that countdown) until the header is done, then "
+             "sends the body",
+             {"unlock_runs_while_held": held, "unlock_runs": unlock["unlock_runs"],
+              "header_held_s": unlock["hold_s"], "shortest_gap_s": min(gaps, default=None),
+              "retry_interval_s": interval, "value": unlock["value"],
               "body_delay_s": unlock["body_delay_s"]},
-             ">= 2 chord_unlock runs while the header is held; the body's result correct",
-             runs >= 2 and unlock["value"] == sum(i * i for i in range(unlock["n"])))
+             f">= {want} chord_unlock runs while the header is held, none sooner than {interval:g} s "
+             f"after the one before (less {GAP_SLACK_S:g} s of timestamp rounding); the body's result "
+             "correct",
+             held >= want and bool(gaps) and min(gaps) >= interval - GAP_SLACK_S
+             and unlock["value"] == sum(i * i for i in range(unlock["n"])))
 
 
 def check_chunks(ev: Evidence, chunks: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from celery import chain, chord, group
@@ -130,25 +131,50 @@ def _header_and_body(session: LabSession, members: list[str], body: str) -> dict
             "body_delay_s": started[body] - last if last and body in started else None}
 
 
-def unlock_join(session: LabSession, queue: str, n: int, hold_s: float, backend_url: str,
+def _unlock_runs(events: list[dict[str, Any]]) -> list[float]:
+    """When each ``celery.chord_unlock`` run started: a retry keeps the task's id, so every
+    task-started event of an id first received as chord_unlock is one more poll."""
+    ids = {e["uuid"] for e in events if e.get("type") == "task-received" and e.get("name") == UNLOCK}
+    return [e["timestamp"] for e in events if e.get("type") == "task-started" and e.get("uuid") in ids]
+
+
+def _nth_unlock_run(polls: int) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for EventRecorder.wait_for, fed each event once: true at the ``polls``-th run."""
+    ids: set[str] = set()
+    runs = 0
+
+    def seen(e: dict[str, Any]) -> bool:
+        nonlocal runs
+        if e.get("type") == "task-received" and e.get("name") == UNLOCK:
+            ids.add(e["uuid"])
+        elif e.get("type") == "task-started" and e.get("uuid") in ids:
+            runs += 1
+        return runs >= polls
+    return seen
+
+
+def unlock_join(session: LabSession, queue: str, n: int, polls: int, backend_url: str,
                 timeout: float) -> dict[str, Any]:
     """The same chord on a worker whose backend has no native join (the filesystem backend):
-    the client sends ``celery.chord_unlock``, which polls until the header is done."""
+    the client sends ``celery.chord_unlock``, which polls until the header is done. The header
+    is held incomplete until ``polls`` runs were seen (or ``timeout``), not for a fixed time:
+    a late first poll on a busy machine then costs time, never the verdict."""
     label, gate = "join-unlock", f"lab09:gate:{uuid.uuid4().hex}"
     mark = len(session.events.snapshot())
     with session.client_app({"result_backend": backend_url, "task_default_queue": queue}) as app:
         result = chord(gated_header(n, gate, timeout, label), collect.s(label=label), app=app).apply_async()
         members = [r.id for r in result.parent.results]
         session.events.wait_for_tasks(set(members[:-1]), timeout=timeout)
-        time.sleep(hold_s)  # the header stays incomplete this long: chord_unlock keeps polling
+        held_from = time.time()
+        session.events.wait_for(_nth_unlock_run(polls), timeout)
+        opened_at = time.time()
         _open_gate_after(session, gate, [], timeout)
         value = result.get(timeout=timeout)
     session.events.wait_until_settled(timeout, hold=0.2)
-    events = session.events.snapshot()[mark:]
-    unlock_ids = {e["uuid"] for e in events if e.get("type") == "task-received" and e.get("name") == UNLOCK}
-    runs = [e["timestamp"] for e in events if e.get("type") == "task-started" and e.get("uuid") in unlock_ids]
-    return {"n": n, "hold_s": hold_s, "value": value, "sent": dict(sent_since(session, mark)),
-            "unlock_runs": len(runs), "unlock_at": runs,
+    runs = _unlock_runs(session.events.snapshot()[mark:])
+    return {"n": n, "polls_awaited": polls, "hold_s": opened_at - held_from, "value": value,
+            "sent": dict(sent_since(session, mark)), "unlock_runs": len(runs),
+            "unlock_runs_while_held": sum(1 for t in runs if t < opened_at), "unlock_at": runs,
             **_header_and_body(session, members, result.id)}
 
 

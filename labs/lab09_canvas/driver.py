@@ -19,8 +19,7 @@ from labs.lab09_canvas import checks, cost, failures, flow, plots
 QUEUE = "lab09"  # w1 and w2, and every process's default queue (a chain's links are sent by workers)
 ONE_SLOT = "lab09_one"  # a worker with one pool process: get() inside a task
 NO_JOIN = "lab09_nojoin"  # a worker whose result backend cannot join a chord
-UNLOCK_FIRST_S = 1.0  # Celery sends the first chord_unlock with countdown=1 (fallback_chord_unlock)
-UNLOCK_POLLS = 4  # the header is then held incomplete for this many more retry intervals
+UNLOCK_POLLS = 3  # the header is held incomplete until chord_unlock has run this many times
 
 PARAMS = {
     "group_size": Param(8, "members of the data-flow group and chord", min=4, max=40),
@@ -75,13 +74,12 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"cost: messages, result keys and Redis commands of a chain, a group, a chord of {p.sizes}")
     costs = cost.costs(s, p.sizes, p.timeout)
     redis_join = cost.redis_join(s, p.group_size, p.timeout)
-    held_s = UNLOCK_FIRST_S + UNLOCK_POLLS * p.unlock_interval
-    unlock = cost.unlock_join(s, NO_JOIN, p.group_size, held_s, backend_url, p.timeout)
+    unlock = cost.unlock_join(s, NO_JOIN, p.group_size, UNLOCK_POLLS, backend_url, p.timeout)
     chunks = cost.chunks_against_group(s, p.tiny_tasks, p.chunk_size, p.timeout)
     s.write_json("cost.json", {"costs": costs, "redis_join": redis_join, "unlock": unlock, "chunks": chunks})
     s.write_csv("cost.csv", costs["rows"])
     checks.check_costs(s.evidence, costs)
-    checks.check_join(s.evidence, redis_join, unlock)
+    checks.check_join(s.evidence, redis_join, unlock, p.unlock_interval)
     checks.check_chunks(s.evidence, chunks)
 
     s.step(f"failure matrix: {len(failures.CELLS)} canvases at once, each with one thing going wrong")

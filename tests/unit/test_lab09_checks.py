@@ -147,8 +147,12 @@ def join_() -> tuple[dict[str, Any], dict[str, Any]]:
                   "during": {".j": {"type": "zset", "size": 3}, ".d": {"type": "set", "size": 3},
                              ".s": {"type": "string", "size": 1}},
                   "after": {".c": {"type": "string", "size": 4, "value": "done", "ttl_s": 300}}}
-    unlock = {"n": 4, "value": 14, "hold_s": 2.0, "unlock_runs": 6, "body_delay_s": 0.23}
+    unlock = {"n": 4, "value": 14, "hold_s": 1.8, "polls_awaited": 3, "unlock_runs": 4,
+              "unlock_runs_while_held": 3, "unlock_at": [10.0, 10.26, 10.52, 10.8], "body_delay_s": 0.23}
     return redis_join, unlock
+
+
+INTERVAL = 0.25
 
 
 @pytest.mark.parametrize("change", ["list", "kept", "count", "no_claim"])
@@ -163,18 +167,27 @@ def test_a_join_that_is_not_a_deleted_sorted_set_fails(tmp_path, change):
     else:
         redis_join["after"] = {}
     ev = evidence(tmp_path)
-    checks.check_join(ev, redis_join, unlock)
+    checks.check_join(ev, redis_join, unlock, INTERVAL)
     assert_only_fails(ev, "the_redis_backend_joins_a_chord_in_a_sorted_set")
 
 
-def test_a_chord_unlock_that_does_not_poll_fails(tmp_path):
+@pytest.mark.parametrize("change", ["one_run", "too_few_while_held", "sooner_than_the_interval",
+                                    "wrong_value"])
+def test_a_chord_unlock_that_does_not_poll_fails(tmp_path, change):
     redis_join, unlock = join_()
     ev = evidence(tmp_path)
-    checks.check_join(ev, redis_join, unlock)
+    checks.check_join(ev, redis_join, unlock, INTERVAL)
     assert all(f.holds for f in ev.findings)
-    unlock["unlock_runs"] = 1
+    if change == "one_run":
+        unlock.update(unlock_runs=1, unlock_runs_while_held=1, unlock_at=[10.0])
+    elif change == "too_few_while_held":
+        unlock["unlock_runs_while_held"] = 2
+    elif change == "sooner_than_the_interval":
+        unlock["unlock_at"] = [10.0, 10.1, 10.36, 10.62]
+    else:
+        unlock["value"] = 13
     ev = evidence(tmp_path)
-    checks.check_join(ev, redis_join, unlock)
+    checks.check_join(ev, redis_join, unlock, INTERVAL)
     assert_only_fails(ev, "without_a_native_join_chord_unlock_polls")
 
 
