@@ -82,6 +82,8 @@ class Broker:
     source: str = ""
     startup_s: float | None = None
     process: ManagedProcess | None = field(default=None, repr=False)
+    # An embedded server's launch, kept so that labkit.broker_control can start it again as it was.
+    server: EmbeddedServer | None = field(default=None, repr=False)
 
     def client(self, **kwargs) -> redis.Redis:
         """A plain redis-py client (no prefix applied: name keys through ``key()``)."""
@@ -113,34 +115,65 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
+# An embedded server's configuration: no persistence, loopback only. labkit.broker_control can
+# change the persistence keys at run time (CONFIG SET), and a restart keeps what was set.
+EMBEDDED_CONFIG = {"bind": "127.0.0.1", "save": "", "appendonly": "no", "daemonize": "no",
+                   "protected-mode": "yes", "databases": "16", "loglevel": "warning"}
+
+
+@dataclass
+class EmbeddedServer:
+    """What it takes to start the same private redis-server again: binary, port, data dir."""
+
+    registry: ProcessRegistry
+    binary: str
+    port: int
+    workdir: Path
+    config: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def spawn(self) -> ManagedProcess:
+        argv = [self.binary, "--port", str(self.port), "--dir", str(self.workdir)]
+        for name, value in self.config.items():
+            argv += [f"--{name}", value]
+        return self.registry.spawn("redis", argv, env=os.environ, log_path=self.workdir / "redis.log")
+
+    def wait_ready(self, proc: ManagedProcess, timeout: float) -> str | None:
+        """The server's version once it answers and has loaded its data set; None if it died or
+        the deadline passed first."""
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.alive():
+                try:
+                    info = client.info()
+                except redis.RedisError:  # refused, or LOADING while it reads its AOF back
+                    time.sleep(0.005)
+                    continue
+                if int(info.get("loading", 0)) == 0:
+                    return info["redis_version"]
+                time.sleep(0.005)
+            return None
+        finally:
+            client.close()
+
+
 def start_embedded(registry: ProcessRegistry, workdir: Path, timeout: float = 5.0) -> Broker:
     """A private redis-server on a free loopback port, ready when it answers PING."""
     binary, source = find_redis_server()
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _attempt in range(3):  # a free port can be taken between bind() and redis's bind()
-        port = free_port()
+        server = EmbeddedServer(registry, binary, free_port(), workdir, dict(EMBEDDED_CONFIG))
         started = time.monotonic()
-        proc = registry.spawn(
-            "redis",
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "yes",
-             "--databases", "16", "--loglevel", "warning"],
-            env=os.environ,
-            log_path=workdir / "redis.log",
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=1)
-        deadline = started + timeout
-        while time.monotonic() < deadline and proc.alive():
-            try:
-                version = client.info("server")["redis_version"]
-            except redis.RedisError:
-                time.sleep(0.005)
-                continue
-            client.close()
-            return Broker(url, embedded=True, server_version=version, source=source,
-                          startup_s=time.monotonic() - started, process=proc)
+        proc = server.spawn()
+        version = server.wait_ready(proc, timeout)
+        if version is not None:
+            return Broker(server.url, embedded=True, server_version=version, source=source,
+                          startup_s=time.monotonic() - started, process=proc, server=server)
         last_error = proc.log_tail() or "did not answer PING"
         registry.reap(proc, grace=1.0)
     raise SetupError(f"embedded redis-server ({binary}) failed to start: {last_error}")

@@ -125,6 +125,7 @@ class ProcessRegistry:
             families += proc.descendants()
             if proc.alive():
                 proc.signal_group(term)
+                proc.signal_group(signal.SIGCONT)  # a stopped process acts on ``term`` only once resumed
         deadline = time.monotonic() + grace
         for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
+import pytest
 import redis
 
-from labkit.broker import find_redis_server, start_embedded
+from labkit import broker_control
+from labkit.broker import Broker, find_redis_server, start_embedded
+from labkit.errors import SetupError
 from labkit.processes import ProcessRegistry
 
 
@@ -47,3 +53,62 @@ def test_two_embedded_servers_do_not_share_a_port(tmp_path):
             assert rb.get("only-in-a") is None
     finally:
         registry.reap_all()
+
+
+# -- the broker controls (labkit.broker_control): what Lab 10's outages are built on ------------
+
+def _alive(broker) -> bool:
+    try:
+        return redis.Redis.from_url(broker.url, socket_connect_timeout=0.3, socket_timeout=0.3).ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.parametrize(("fsync", "sig", "kept"), [
+    (None, signal.SIGTERM, False),        # no persistence: a restart starts empty
+    ("everysec", signal.SIGTERM, True),   # AOF, SIGTERM: flushed and read back
+    ("always", signal.SIGKILL, True),     # on disk before the reply
+    ("everysec", signal.SIGKILL, True),   # written to the OS before the reply: a killed process
+])                                        # loses nothing the kernel holds (a power cut would)
+def test_a_restart_on_the_same_port_keeps_only_what_persistence_wrote(tmp_path, fsync, sig, kept):
+    registry = ProcessRegistry()
+    aof = fsync is not None
+    try:
+        broker = start_embedded(registry, tmp_path / "redis")
+        if aof:
+            broker_control.configure(broker, appendonly="yes", appendfsync=fsync)
+        with broker.client() as r:
+            r.rpush("queue", "a", "b")
+        first_pid = broker.process.pid
+        broker_control.stop(broker, sig)
+        assert not _alive(broker)
+        broker_control.start_again(broker)
+        assert broker.process.pid != first_pid
+        with broker.client() as r:
+            assert r.lrange("queue", 0, -1) == ([b"a", b"b"] if kept else [])
+            assert r.config_get("appendonly")["appendonly"] == ("yes" if aof else "no")
+    finally:
+        registry.reap_all()
+    assert not registry.processes
+
+
+def test_a_paused_broker_answers_nothing_until_resumed_and_is_reaped_paused(tmp_path):
+    registry = ProcessRegistry()
+    broker = start_embedded(registry, tmp_path / "redis")
+    try:
+        with broker_control.paused(broker):
+            assert not _alive(broker)  # its socket accepts, but nothing answers within 0.3 s
+        assert _alive(broker)
+        broker_control.pause(broker)
+        began = time.monotonic()
+    finally:
+        registry.reap_all()
+    assert time.monotonic() - began < 4, "a paused redis-server waited out the whole grace"
+    assert broker.process.popen.poll() is not None
+
+
+def test_the_controls_refuse_an_external_redis():
+    broker = Broker("redis://127.0.0.1:1/0", embedded=False, prefix="celerylab:x:")
+    for control in (broker_control.stop, broker_control.start_again, broker_control.pause):
+        with pytest.raises(SetupError, match="only on the kit's own embedded Redis"):
+            control(broker)
