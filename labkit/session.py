@@ -33,7 +33,7 @@ from labkit.processes import ManagedProcess, ProcessRegistry
 from labkit.progress import Progress
 from labkit.results import Finding
 from labkit.run_settings import RunSettings
-from labkit.taskside import read_counts, read_records
+from labkit.taskside import RECORD_STORE, read_counts, read_records
 from labkit.workers import Beat, Flower, Worker
 
 
@@ -73,6 +73,7 @@ class LabSession:
         self.events: EventRecorder | None = None
         self.launcher: Launcher | None = None
         self._publisher: Celery | None = None
+        self.record_store: Broker | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LabSession:
@@ -164,15 +165,27 @@ class LabSession:
                              results=results, no_ack=no_ack, wake=wake)
 
     # -- what the tasks left in Redis (labkit.taskside) ------------------------------------
+    def start_record_store(self) -> dict[str, Any]:
+        """A second private Redis for the tasks' evidence, for a lab that takes its broker away;
+        returns the settings that send a process's records there (give them to its workers)."""
+        self.record_store = start_embedded(self.registry, self.tmp / "records")
+        self.step(f"record store: a second redis-server at {self.record_store.url}")
+        return {RECORD_STORE: self.record_store.url}
+
+    @property
+    def evidence_store(self) -> Broker:
+        """Where the tasks' records are: the record store if the lab started one, else the broker."""
+        return self.record_store or self.broker
+
     def records(self, name: str) -> list[dict[str, Any]]:
         """Every record the tasks appended under ``name`` (``taskside.record_attempt``)."""
-        with self.broker.client() as r:
-            return read_records(r, self.broker.key(name))
+        with self.evidence_store.client() as r:
+            return read_records(r, self.evidence_store.key(name))
 
     def counts(self, name: str) -> dict[str, int]:
         """Counters by task id under ``name`` (``taskside.count_execution``)."""
-        with self.broker.client() as r:
-            return read_counts(r, self.broker.key(name))
+        with self.evidence_store.client() as r:
+            return read_counts(r, self.evidence_store.key(name))
 
     # -- what the run keeps (labkit.evidence) ----------------------------------------------
     def step(self, message: str) -> None:

@@ -2,6 +2,10 @@
 
 Executions are counted by the task itself (an atomic INCR keyed by task id), never by parsing
 logs. Keys carry the run's prefix on an external Redis, so the run's cleanup removes them.
+
+The evidence goes to the broker, unless the process's settings name a record store
+(``RECORD_STORE``): a lab that stops or restarts its broker keeps what the tasks recorded in a
+second private Redis that nothing takes away (``LabSession.start_record_store``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import redis
 from celery import Celery, Task
 
+RECORD_STORE = "celery_lab_record_store"  # a setting: the Redis URL the tasks' evidence goes to
+
 
 @cache
 def _client(url: str) -> redis.Redis:
@@ -23,8 +29,11 @@ def _client(url: str) -> redis.Redis:
 
 
 def app_store(app: Celery) -> tuple[redis.Redis, str]:
-    """The run's Redis (the broker) and the run's key prefix, from an app's configuration (a
-    client's, as a task's)."""
+    """The run's Redis (the broker, or the record store if the settings name one) and the run's
+    key prefix, from an app's configuration (a client's, as a task's)."""
+    record_store = app.conf.get(RECORD_STORE)
+    if record_store:
+        return _client(record_store), ""
     options = app.conf.broker_transport_options or {}
     return _client(app.conf.broker_url), options.get("global_keyprefix", "")
 

@@ -56,10 +56,15 @@ class Worker:
         return sorted(p.pid for p in self.process.descendants())
 
     def wait_ready(self, timeout: float = 15.0) -> float:
-        """Ready means it answers a control ping: its consumer is up, not just its process."""
-        return wait_until_ready(
-            self.process, lambda: bool(self.app.control.ping(destination=[self.hostname], timeout=0.2)),
-            timeout, f"worker {self.hostname}", "answer a ping")
+        """Ready means it answers a control ping: its consumer is up, not just its process. A
+        connection the broker dropped (a lab that restarts it) is not an answer: ask again."""
+        def answers() -> bool:
+            try:
+                return bool(self.app.control.ping(destination=[self.hostname], timeout=0.2))
+            except self.app.connection_for_write().connection_errors:
+                time.sleep(0.05)
+                return False
+        return wait_until_ready(self.process, answers, timeout, f"worker {self.hostname}", "answer a ping")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Warm shutdown (SIGTERM): finish what runs, then exit; SIGKILL if it overruns."""

@@ -1,0 +1,154 @@
+"""Lab 10's findings: each claim checked against what the run measured. Pure functions of the
+measurements, so a unit test can hand each one a counter-example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.evidence import Evidence
+
+
+def _kind(rounds: list[dict[str, Any]], kind: str) -> dict[str, dict[str, int]]:
+    return {r["round"]: r["by_kind"][kind] for r in rounds}
+
+
+# -- part 1: a restart ----------------------------------------------------------------------------
+def check_restarts(ev: Evidence, rounds: list[dict[str, Any]]) -> None:
+    plain = [r for r in rounds if r["persistence"].get("appendonly") != "yes"]
+    aof = [r for r in rounds if r["persistence"].get("appendonly") == "yes"]
+    if plain:
+        lost = {r["round"]: {k: r["by_kind"][k] for k in ("result", "prefetched", "queued", "eta")}
+                for r in plain}
+        ev.check("a_restart_without_persistence_loses_the_queue_and_the_results",
+                 "a Redis with no persistence (appendonly no, no save points) comes back empty: the "
+                 "queued tasks, the ones the worker had prefetched, its ETA tasks and the stored "
+                 "results are gone, and the worker does not send back what it had reserved",
+                 lost, "every stored result, prefetched, queued and ETA task lost; none of the tasks ran",
+                 all(row["lost"] == row["sent"] and (kind == "result" or row["ran_once"] == 0)
+                     and row["ran_twice"] == 0 for per in lost.values() for kind, row in per.items()))
+    if aof:
+        kept = {r["round"]: {"queued": r["by_kind"]["queued"], "result": r["by_kind"]["result"]}
+                for r in aof}
+        ev.check("aof_keeps_the_queue_and_the_results_even_through_a_sigkill",
+                 "with appendonly yes the queue and the results survive the restart, with either "
+                 "appendfsync and after a SIGKILL too: Redis writes each command to the AOF before "
+                 "it replies, so a killed process loses nothing the kernel holds (a power cut "
+                 "could lose the last second with everysec)",
+                 {"rounds": kept, "signals": {r["round"]: r["signal"] for r in aof}},
+                 "every queued task ran exactly once after the restart; every result kept",
+                 all(per["queued"]["ran_once"] == per["queued"]["sent"] and per["result"]["kept"] ==
+                     per["result"]["sent"] for per in kept.values()))
+        stranded = {r["round"]: {"prefetched": r["by_kind"]["prefetched"], "eta": r["by_kind"]["eta"]}
+                    for r in aof}
+        ev.check("prefetched_and_eta_tasks_are_stranded_until_the_visibility_timeout",
+                 "what the worker had reserved (prefetched and ETA tasks) it forgets when the "
+                 "connection drops, and it cannot put it back while Redis is down; with AOF the "
+                 "messages are still in kombu's unacked hash after the restart, where they wait for "
+                 "the visibility timeout (an hour by default; Lab 04 measures the redelivery), not "
+                 "for the worker's reconnect",
+                 stranded, "every prefetched and ETA task still unacked and never run in the run",
+                 all(row["stranded"] == row["sent"] and row["ran_once"] == row["ran_twice"] == 0
+                     for per in stranded.values() for row in per.values()))
+    held = {r["round"]: {"running": r["by_kind"]["running"], "released": r["holder_released"]}
+            for r in rounds}
+    ev.check("the_running_task_finishes_across_the_restart",
+             "a task already running (early ack: acknowledged when it started) is not touched by the "
+             "broker going away: it runs to its end once, and its result is stored once Redis is back",
+             held, "the holder ran once, was released, its result stored",
+             bool(rounds) and all(v["running"]["ran_once"] == 1 and v["running"]["kept"] == 0
+                                  and v["running"]["ran_twice"] == 0 and v["released"]
+                                  for v in held.values())
+             and all(r["after"][r["sent"]["running"][0]] == "result" for r in rounds))
+    twice = {r["round"]: sum(row["ran_twice"] for row in r["by_kind"].values()) for r in rounds}
+    ev.check("a_restart_runs_nothing_twice_with_early_ack",
+             "with the default early ack, a restart runs no task twice: what ran was acknowledged; "
+             "what was reserved either waits in unacked or is gone",
+             twice, "0 tasks ran twice in every round", bool(rounds) and not any(twice.values()))
+
+
+def check_reconnect(ev: Evidence, rounds: list[dict[str, Any]], first_delay_s: float,
+                    grace_s: float) -> None:
+    rows = {r["round"]: {"noticed": r["worker_noticed"], "lost_lines": r["log"]["lost"],
+                         "retry_delays_s": r["log"]["retry_delays_s"],
+                         "first_start_after_up_s": r["first_start_after_up_s"],
+                         "sentinel_ran": r["sentinel_ran"]} for r in rounds}
+
+    def ok(row: dict[str, Any]) -> bool:
+        delays = row["retry_delays_s"]
+        after = row["first_start_after_up_s"]
+        return (row["noticed"] and row["lost_lines"] >= 1 and bool(delays) and delays[0] == first_delay_s
+                and row["sentinel_ran"] == 1 and after is not None and 0 <= after <= max(delays) + grace_s)
+    ev.check("the_worker_reconnects_by_itself_on_its_retry_schedule",
+             "the worker logs the lost connection, retries on kombu's schedule (the first retry "
+             f"{first_delay_s:g} s after the loss, then 2 s longer each time, up to 30 s; Lab 10 reads "
+             "the delays from the log), and consumes again by itself once Redis is back: no restart "
+             "of the worker needed",
+             rows, f"'{'Connection to broker lost'}' logged; first retry delay {first_delay_s:g} s; a task "
+             f"started within the last announced delay + {grace_s:.1f} s of Redis returning",
+             bool(rounds) and all(ok(row) for row in rows.values()))
+
+
+# -- part 2: the client while the broker is stopped -----------------------------------------------
+def check_client_stopped(ev: Evidence, client: dict[str, Any], runs: dict[str, int]) -> None:
+    default, no_retry, keeps = client["default"], client["no_retry"], client["keeps_result"]
+    ran = {name: runs.get(client[name]["task_id"], 0) for name in ("default", "no_retry", "keeps_result")}
+    ev.check("a_send_to_a_stopped_broker_raises_after_its_retry_policy",
+             "apply_async to a stopped broker retries per task_publish_retry_policy (Celery's default: "
+             f"{client['policy']}), then raises kombu's OperationalError; with max_retries=0 it "
+             "raises at the first refusal; the task is never sent",
+             {"default": {k: default[k] for k in ("seconds", "raised", "raised_module")},
+              "no_retry": {k: no_retry[k] for k in ("seconds", "raised")},
+              "policy_sleeps_s": client["policy_sleeps_s"], "ran": ran},
+             f"OperationalError after >= {client['policy_sleeps_s']:g} s of retries; with no retries "
+             "sooner; neither ever ran",
+             default["finished"] and no_retry["finished"]
+             and default["raised"] == no_retry["raised"] == "OperationalError"
+             and default["raised_module"].startswith("kombu")
+             and default["seconds"] >= client["policy_sleeps_s"] and no_retry["seconds"] < default["seconds"]
+             and ran["default"] == ran["no_retry"] == 0)
+    ev.check("a_send_that_keeps_its_result_fails_on_the_result_store_first",
+             "a task whose result is kept makes the client subscribe to the result store before it "
+             "publishes: with the result store on the stopped Redis, apply_async raises the result "
+             "store's RuntimeError after that store's own retries (20 a second apart by default, "
+             f"compressed here to {client['result_store_policy']}), not the broker's OperationalError",
+             {k: keeps[k] for k in ("seconds", "raised", "message")} | {"ran": ran["keeps_result"]},
+             "RuntimeError naming the result store; never ran",
+             keeps["finished"] and keeps["raised"] == "RuntimeError"
+             and "result store" in (keeps["message"] or "") and ran["keeps_result"] == 0)
+
+
+# -- part 3: a hung broker ------------------------------------------------------------------------
+def check_hung(ev: Evidence, hung: dict[str, Any]) -> None:
+    running, log = hung["running_task"], hung["worker_log_while_hung"]
+    ev.check("a_hung_broker_goes_unnoticed_by_the_worker",
+             "while Redis is frozen (SIGSTOP) the worker logs nothing about it and needs no restart: "
+             "the task already running in the pool runs to its end, and the worker consumes again "
+             "once Redis resumes (kombu disables redis-py's socket timeouts; no setting here asks "
+             "for one)",
+             {"lost_lines_while_hung": log["lost"], "running_task_runs": running["runs"],
+              "running_task_ended_while_hung": running["ended_while_hung"],
+              "next_task_started_after_resume_s": hung["sentinel_started_after_resume_s"]},
+             "no 'Connection to broker lost'; the running task ended during the pause; a task sent "
+             "after the resume ran",
+             log["lost"] == 0 and running["runs"] == 1 and running["ended_while_hung"]
+             and hung["sentinel_started_after_resume_s"] >= 0)
+    default = hung["sends"]["default"]
+    ev.check("a_send_to_a_hung_broker_waits_for_it",
+             "with the default settings apply_async to a hung broker blocks, with no timeout, until "
+             "the broker resumes; then it returns and the task runs",
+             {k: default[k] for k in ("finished", "raised", "runs")}
+             | {"returned_after_resume_s": default["returned_at"] - hung["resumed_at"]
+                if default["returned_at"] else None, "pause_s": hung["pause_s"]},
+             "no exception; returned only after the resume; ran once",
+             default["finished"] and default["raised"] is None and default["returned_at"] is not None
+             and default["returned_at"] >= hung["resumed_at"] and default["runs"] == 1)
+    timed = hung["sends"]["socket_timeout"]
+    ev.check("a_socket_timeout_makes_the_send_give_up",
+             f"with broker_transport_options socket_timeout={hung['socket_timeout_s']:g} s the send "
+             "gives up while the broker is still hung: an exception the caller can handle, and the "
+             "task was never sent",
+             {k: timed[k] for k in ("finished", "seconds", "raised", "runs")}
+             | {"pause_s": hung["pause_s"]},
+             "raised before the resume; never ran",
+             timed["finished"] and timed["raised"] is not None and timed["returned_at"] is not None
+             and timed["returned_at"] < hung["resumed_at"] and timed["runs"] == 0)

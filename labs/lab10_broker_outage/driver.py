@@ -1,0 +1,120 @@
+"""Lab 10: the broker goes away. A Redis restart with and without persistence (SIGTERM and
+SIGKILL), what the worker does until it is back, what a client's send does while it is down,
+and a hung broker (SIGSTOP), all on the kit's own Redis, controlled at exact moments.
+
+``python -m labs.lab10_broker_outage.driver`` is ``celery-lab run 10``; the notebook calls ``run()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from functools import partial
+
+from kombu import Connection
+
+from labkit import broker_control, runner
+from labkit.cli import run_script
+from labkit.errors import SetupError
+from labkit.lab import Lab
+from labkit.params import Param, Params
+from labkit.session import LabSession
+from labs.lab10_broker_outage import checks, hung, plots, publish, restart
+from labs.lab10_broker_outage.tasks import COUNTS
+
+HUNG_QUEUE = publish.CLIENT_QUEUE
+
+PARAMS = {
+    "rounds": Param(list(restart.ROUNDS), "restarts, each persistence-signal: "
+                    + ", ".join(restart.ROUNDS), quick=["none-SIGTERM", "everysec-SIGKILL"]),
+    "results": Param(2, "tasks whose results are stored before the restart", min=1, max=20),
+    "prefetched": Param(2, "messages the worker reserves beyond the one it runs (its prefetch)",
+                        min=1, max=8),
+    "queued": Param(4, "tasks left in the queue's list", min=1, max=50),
+    "eta": Param(2, "ETA tasks the worker holds (countdown an hour)", min=1, max=20),
+    "pause_s": Param(5.0, "how long the broker stays hung (SIGSTOP)", min=5.0, max=30.0),
+    "timeout": Param(30.0, "bound on every wait, seconds", min=10),
+}
+
+
+def validate(p: Params) -> None:
+    unknown = [r for r in p.rounds if r not in restart.ROUNDS]
+    if unknown:
+        raise SetupError(f"bad param rounds={','.join(p.rounds)}: unknown {unknown}; "
+                         f"choose from {', '.join(restart.ROUNDS)}")
+    if len(set(p.rounds)) != len(p.rounds):
+        raise SetupError(f"bad param rounds={','.join(p.rounds)}: a round named twice")
+    bound = publish.hung_send_bound_s()
+    if p.pause_s < 2 * bound:  # the socket_timeout client must be able to give up while hung
+        raise SetupError(f"bad param pause_s={p.pause_s:g}: at least {2 * bound:g} s (twice the "
+                         f"{bound:g} s a client with socket_timeout can take to give up)")
+
+
+def settings(p: Params) -> dict:
+    # The kit's compressed publish policy is replaced by Celery's own: what a real client does.
+    return {"task_publish_retry_policy": publish.CELERY_PUBLISH_POLICY}
+
+
+def first_retry_delay_s() -> float:
+    """kombu's first reconnect delay (the interval_start of Connection._ensure_connection, which
+    the worker's consumer calls with no intervals of its own), as installed."""
+    return float(inspect.signature(Connection._ensure_connection).parameters["interval_start"].default)
+
+
+def measure_lab(s: LabSession) -> None:
+    p = s.params
+    broker_control.require_embedded(s.broker, "Lab 10")
+    records = s.start_record_store()
+    one_slot = {"concurrency": 1, "prefetch": p.prefetched}
+    specs = {f"r{i}": {**one_slot, "queues": [f"lab10_r{i}"], "settings": records}
+             for i, _ in enumerate(p.rounds)}
+    specs["hung"] = {"concurrency": 1, "queues": [HUNG_QUEUE], "settings": records}
+    workers = s.start_workers(specs)
+    round_workers, hung_worker = workers[:-1], workers[-1]
+    grace_s = 1.0 + max(w.ready_s or 0 for w in workers)  # the machine's own pace, measured
+
+    sizes = {"results": p.results, "prefetched": p.prefetched, "queued": p.queued, "eta": p.eta}
+    rounds = []
+    for i, (name, worker) in enumerate(zip(p.rounds, round_workers, strict=True)):
+        rnd = restart.ROUNDS[name]
+        s.step(f"restart {name}: persistence {rnd.persistence}, stopped with {name.split('-')[1]}")
+        while_down = partial(publish.while_stopped, timeout=p.timeout) if i == 0 else None
+        rounds.append(restart.one_round(s, rnd, worker, f"lab10_r{i}", sizes, p.timeout, while_down))
+    client = rounds[0].pop("client")
+
+    s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, two clients sending")
+    hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout)
+    runs = s.counts(COUNTS)  # after the hung part's sentinel: every send that got through has run
+    s.write_json("restarts.json", {"rounds": rounds})
+    s.write_json("client.json", {"stopped": client, "hung": hung_run})
+    table = teaching_table(rounds)
+    s.write_csv("table.csv", table)
+    s.measured(table=table, first_retry_delay_s=first_retry_delay_s(), grace_s=grace_s)
+
+    checks.check_restarts(s.evidence, rounds)
+    checks.check_reconnect(s.evidence, rounds, first_retry_delay_s(), grace_s)
+    checks.check_client_stopped(s.evidence, client, runs)
+    checks.check_hung(s.evidence, hung_run)
+
+
+def teaching_table(rounds: list[dict]) -> list[dict]:
+    """Per restart and kind of task: what was lost, stranded, run once, run twice."""
+    return [{"round": r["round"], "kind": kind, **row} for r in rounds for kind, row in r["by_kind"].items()]
+
+
+LAB = Lab(
+    id="10_broker_outage",
+    title="The broker goes away: a Redis restart, persistence, a hung broker, the worker and the client",
+    measure=measure_lab,
+    figures=plots.FIGURES,
+    params=PARAMS,
+    settings=settings,
+    validate=validate,
+    wall_time="default about 40 s, --quick about 30 s",
+)
+
+# What the notebook calls: the same measurement as ``celery-lab run 10``.
+run = partial(runner.run, LAB)
+
+if __name__ == "__main__":
+    sys.exit(run_script(LAB))

@@ -1,0 +1,99 @@
+"""Lab 10's plots, drawn from a run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from labkit.plotting import legend_below, legend_outside, new_figure
+from labs.lab10_broker_outage.restart import KINDS
+
+OUTCOMES = ("ran once", "kept", "stranded", "lost", "ran twice")
+COLOURS = ["tab:green", "tab:cyan", "gold", "tab:red", "tab:purple"]
+
+
+def _outcome(kind: str, row: dict[str, int]) -> str:
+    """The one outcome every task of a kind had in a round, or 'mixed'."""
+    if row["ran_twice"]:
+        return "ran twice"
+    if kind == "result":
+        return "kept" if row["kept"] == row["sent"] else "lost" if row["lost"] == row["sent"] else "mixed"
+    for name, key in (("ran once", "ran_once"), ("stranded", "stranded"), ("lost", "lost")):
+        if row[key] == row["sent"]:
+            return name
+    return "mixed"
+
+
+def outcome_matrix(run_dir: Path) -> Figure:
+    """Rounds (persistence and signal) against kinds of task: what a restart did to them."""
+    rounds = json.loads((run_dir / "restarts.json").read_text())["rounds"]
+    fig, (ax,) = new_figure(9, 1.6 + 0.7 * len(rounds))
+    cmap = ListedColormap([*COLOURS, "lightgray"])
+    names = [*OUTCOMES, "mixed"]
+    grid = [[names.index(_outcome(k, r["by_kind"][k])) for k in KINDS] for r in rounds]
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(names) - 1, aspect="auto")
+    for y, r in enumerate(rounds):
+        for x, k in enumerate(KINDS):
+            row = r["by_kind"][k]
+            ax.text(x, y, f"{_outcome(k, row)}\n{row['sent']} sent", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(KINDS)), ["stored result", "running task", "prefetched", "queued", "ETA task"])
+    ax.set_yticks(range(len(rounds)), [f"{r['round']}\n({r['outage_s']:.1f} s down)" for r in rounds])
+    ax.set_xlabel("where the task was when Redis stopped")
+    ax.set_title("A Redis restart: what each kind of task became (counted by the tasks)", fontsize=10)
+    legend_outside(ax, handles=[Patch(color=c, label=n) for c, n in zip(COLOURS, OUTCOMES, strict=True)])
+    return fig
+
+
+def recovery(run_dir: Path) -> Figure:
+    """Each round's outage and what the worker logged, on one time axis from the stop."""
+    rounds = json.loads((run_dir / "restarts.json").read_text())["rounds"]
+    fig, (ax,) = new_figure(9, 1.4 + 0.6 * len(rounds))
+    for y, r in enumerate(rounds):
+        t0 = r["down_at"]
+        ax.barh(y, r["up_at"] - t0, left=0, height=0.5, color="tab:red", alpha=0.5,
+                label="Redis down")
+        connected = r["log"]["connected_at"]
+        if connected:
+            ax.scatter(connected - t0, y, marker="|", s=300, color="black",
+                       label="worker: Connected to redis")
+        if r["first_start_after_up_s"] is not None:
+            ax.scatter(r["up_at"] - t0 + r["first_start_after_up_s"], y, marker="o", color="tab:green",
+                       label="first task started after the return")
+    ax.set_yticks(range(len(rounds)), [r["round"] for r in rounds])
+    ax.set_xlabel("seconds since Redis was stopped (the worker's log stamps to the millisecond)")
+    ax.set_title("The worker reconnects on its own retry schedule", fontsize=10)
+    legend_below(fig)
+    return fig
+
+
+def client(run_dir: Path) -> Figure:
+    """How long each send took and how it ended, while the broker was stopped or hung."""
+    data = json.loads((run_dir / "client.json").read_text())
+    stopped, hung = data["stopped"], data["hung"]
+    rows = [(f"stopped: {name}", stopped[name]) for name in ("default", "no_retry", "keeps_result")]
+    rows += [(f"hung: {name}", hung["sends"][name]) for name in ("default", "socket_timeout")]
+    fig, (ax,) = new_figure(9, 3.6)
+    for y, (_, send) in enumerate(rows):
+        seconds = send["seconds"] if send["seconds"] is not None else 0
+        ax.barh(y, seconds, color="tab:red" if send["raised"] else "tab:green")
+        ax.text(seconds, y, f" {send['raised'] or 'sent'} after {seconds:.2f} s", va="center", fontsize=8)
+    ax.axvline(hung["pause_s"], color="gray", linestyle="--",
+               label=f"the hung broker resumed ({hung['pause_s']:g} s)")
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds apply_async took")
+    ax.set_xlim(0, max(hung["pause_s"], *(r["seconds"] or 0 for _, r in rows)) * 1.35)
+    ax.set_title("The client: a send to a stopped broker raises, to a hung one it waits", fontsize=10)
+    legend_below(fig)
+    return fig
+
+
+FIGURES = {
+    "outcomes.png": outcome_matrix,
+    "recovery.png": recovery,
+    "client.png": client,
+}

@@ -1,0 +1,90 @@
+"""Lab 10, the client's side: what ``apply_async`` does while the broker is stopped, and while it
+is hung (SIGSTOP: the socket accepts, nothing answers).
+
+Every call is made from a fresh client app (no connection or result subscription left over from
+earlier), in a thread bounded by the lab's timeout (``labkit.bounded``), so a call that would
+block for ever is measured as blocking, not waited out.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from celery import Celery
+from celery.app.defaults import DEFAULTS
+
+from labkit import bounded
+from labkit.session import LabSession
+
+CELERY_PUBLISH_POLICY = dict(DEFAULTS["task_publish_retry_policy"])  # Celery's own default
+# The result store's reconnect policy is 20 retries a second apart by default (about 19 s);
+# the lab compresses it, and says so in the finding.
+RESULT_STORE_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+HUNG_SOCKET_TIMEOUT_S = 0.2  # the client that gives up on a hung broker: broker_transport_options
+
+
+def publish_policy_sleeps(policy: dict[str, Any]) -> float:
+    """What the publish retry policy sleeps in all before it gives up (kombu's retry_over_time:
+    interval_start, then + interval_step each time, capped at interval_max)."""
+    total, interval = 0.0, float(policy.get("interval_start", 2))
+    for _ in range(int(policy.get("max_retries") or 0)):
+        total += min(interval, float(policy.get("interval_max", 30)))
+        interval += float(policy.get("interval_step", 2))
+    return total
+
+
+CLIENT_QUEUE = "lab10_client"  # what the clients send to: the hung-broker worker consumes it
+
+
+def _describe(call: bounded.Call, began_at: float, task_id: str) -> dict[str, Any]:
+    err = call.error
+    return {"task_id": task_id, "finished": call.finished,
+            "seconds": call.seconds if call.finished else None,
+            "returned_at": began_at + call.seconds if call.finished else None,
+            "raised": type(err).__name__ if err else None,
+            "raised_module": type(err).__module__ if err else None,
+            "message": " ".join(str(err).split())[:300] if err else None}
+
+
+def send(app: Celery, timeout: float, *, keep_result: bool = False, **options: Any) -> dict[str, Any]:
+    """One ``send_task`` from ``app``, bounded by ``timeout``; the id is chosen here, so whether
+    the task ever ran can be counted even when the call raised."""
+    task_id = uuid.uuid4().hex
+    began_at = time.time()
+    call = bounded.call(lambda: app.send_task("lab10.job", (0, "client"), queue=CLIENT_QUEUE,
+                                              task_id=task_id, ignore_result=not keep_result,
+                                              **options), timeout)
+    return _describe(call, began_at, task_id)
+
+
+def while_stopped(s: LabSession, timeout: float) -> dict[str, Any]:
+    """Three sends to a stopped broker: Celery's default retry policy, no retries, and a task
+    that keeps its result (the client subscribes to the result store first)."""
+    default = {"task_publish_retry_policy": CELERY_PUBLISH_POLICY}
+    out: dict[str, Any] = {"policy": CELERY_PUBLISH_POLICY,
+                           "policy_sleeps_s": publish_policy_sleeps(CELERY_PUBLISH_POLICY),
+                           "result_store_policy": RESULT_STORE_POLICY}
+    with s.client_app(default) as app:
+        out["default"] = send(app, timeout)
+    with s.client_app(default) as app:
+        out["no_retry"] = send(app, timeout, retry_policy={"max_retries": 0})
+    with s.client_app({**default, "result_backend_transport_options": {
+            "retry_policy": RESULT_STORE_POLICY}}) as app:
+        out["keeps_result"] = send(app, timeout, keep_result=True)
+    return out
+
+
+HUNG_CLIENTS = {
+    "default": {"task_publish_retry_policy": CELERY_PUBLISH_POLICY},
+    "socket_timeout": {"task_publish_retry_policy": CELERY_PUBLISH_POLICY,
+                       "broker_transport_options": {"socket_timeout": HUNG_SOCKET_TIMEOUT_S}},
+}
+
+
+def hung_send_bound_s() -> float:
+    """How long the socket_timeout client can take to give up: each attempt waits the timeout
+    (connect, then the handshake's read), then the policy's sleeps."""
+    attempts = int(CELERY_PUBLISH_POLICY.get("max_retries") or 0) + 1
+    return attempts * 2 * HUNG_SOCKET_TIMEOUT_S + publish_policy_sleeps(CELERY_PUBLISH_POLICY)
