@@ -1,0 +1,293 @@
+"""Lab 10's check functions fed what a real run measured (shaped as restart.py, publish.py and
+hung.py return it) and, one property at a time, what a Celery, kombu or Redis that behaved
+otherwise would show. No Redis, no worker. Also: validate's refusals, the log parser, the
+publish policy's arithmetic and the outcome summary."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from labkit.errors import SetupError
+from labkit.evidence import Evidence
+from labkit.params import resolve
+from labs.lab10_broker_outage import checks, driver, publish, restart
+from tests.unit.checks import assert_only_fails
+
+T0 = 1_796_300_000.0
+SIZES = {"result": 2, "running": 1, "prefetched": 2, "queued": 4, "eta": 2}
+
+
+def evidence(tmp_path) -> Evidence:
+    return Evidence(tmp_path)
+
+
+def a_round(name: str, aof: bool) -> dict[str, Any]:
+    """A round as a real run measured it: with AOF, queued tasks ran once, reserved ones wait in
+    unacked; without, everything the broker held is gone."""
+    sent = {k: [f"{name}-{k}-{i}" for i in range(n)] for k, n in SIZES.items()}
+    after, counts = {}, {}
+    for kind, ids in sent.items():
+        for i in ids:
+            if kind == "result":  # ran before the restart; its key kept only with AOF
+                after[i], counts[i] = ("result" if aof else "absent"), 1
+            elif kind == "running":
+                after[i], counts[i] = "result", 1
+            elif kind == "queued":
+                after[i], counts[i] = ("result", 1) if aof else ("absent", 0)
+            else:
+                after[i], counts[i] = ("unacked", 0) if aof else ("absent", 0)
+    persistence = {"appendonly": "yes", "appendfsync": "everysec"} if aof else {"appendonly": "no"}
+    return {"round": name, "persistence": persistence, "signal": "SIGKILL" if aof else "SIGTERM",
+            "sent": sent, "after": after, "executions": counts,
+            "by_kind": restart.summarise(sent, {}, after, counts),
+            "holder_released": True, "worker_noticed": True, "down_at": T0, "up_at": T0 + 0.1,
+            "outage_s": 0.1, "sentinel_ran": 1, "first_start_after_up_s": 1.95,
+            "log": {"lost": 1, "cannot_connect": 1, "retry_delays_s": [2.0], "connected_at": T0 + 2.0}}
+
+
+def rounds() -> list[dict[str, Any]]:
+    return [a_round("none-SIGTERM", False), a_round("everysec-SIGKILL", True)]
+
+
+STRANDED = "prefetched_and_eta_tasks_are_stranded_until_the_visibility_timeout"
+
+
+def rerun(rnd: dict[str, Any]) -> None:
+    rnd["by_kind"] = restart.summarise(rnd["sent"], {}, rnd["after"], rnd["executions"])
+
+
+# --- part 1: restarts ---------------------------------------------------------------------------
+
+def test_a_real_run_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_restarts(ev, rounds())
+    checks.check_reconnect(ev, rounds(), 2.0, 2.0)
+    assert [f.holds for f in ev.findings] == [True] * 6
+
+
+@pytest.mark.parametrize("change", ["a_queued_task_survived", "a_result_survived", "an_eta_task_ran"])
+def test_a_plain_redis_that_kept_something_fails(tmp_path, change):
+    rs = rounds()
+    plain = rs[0]
+    if change == "a_queued_task_survived":
+        i = plain["sent"]["queued"][0]
+        plain["after"][i], plain["executions"][i] = "result", 1
+    elif change == "a_result_survived":
+        plain["after"][plain["sent"]["result"][0]] = "result"
+    else:
+        i = plain["sent"]["eta"][0]
+        plain["after"][i], plain["executions"][i] = "result", 1
+    rerun(plain)
+    ev = evidence(tmp_path)
+    checks.check_restarts(ev, rs)
+    assert_only_fails(ev, "a_restart_without_persistence_loses_the_queue_and_the_results")
+
+
+@pytest.mark.parametrize(("change", "finding"), [
+    ("aof_lost_a_queued_task", "aof_keeps_the_queue_and_the_results_even_through_a_sigkill"),
+    ("aof_lost_a_result", "aof_keeps_the_queue_and_the_results_even_through_a_sigkill"),
+    ("reconnect_restored_the_prefetched", STRANDED),
+    ("an_eta_task_gone", STRANDED),
+    ("the_holder_never_finished", "the_running_task_finishes_across_the_restart"),
+    ("the_holders_result_lost", "the_running_task_finishes_across_the_restart"),
+])
+def test_a_restart_that_behaved_otherwise_fails(tmp_path, change, finding):
+    rs = rounds()
+    aof = rs[1]
+    if change == "aof_lost_a_queued_task":
+        i = aof["sent"]["queued"][0]
+        aof["after"][i], aof["executions"][i] = "absent", 0
+    elif change == "aof_lost_a_result":
+        aof["after"][aof["sent"]["result"][0]] = "absent"
+    elif change == "reconnect_restored_the_prefetched":
+        for i in aof["sent"]["prefetched"]:
+            aof["after"][i], aof["executions"][i] = "result", 1
+    elif change == "an_eta_task_gone":
+        aof["after"][aof["sent"]["eta"][0]] = "absent"
+    elif change == "the_holder_never_finished":
+        aof["holder_released"] = False
+    else:
+        aof["after"][aof["sent"]["running"][0]] = "absent"
+    rerun(aof)
+    ev = evidence(tmp_path)
+    checks.check_restarts(ev, rs)
+    assert_only_fails(ev, finding)
+
+
+def test_a_task_run_twice_fails_the_early_ack_claim(tmp_path):
+    rs = rounds()
+    aof = rs[1]
+    i = aof["sent"]["queued"][0]
+    aof["executions"][i] = 2
+    rerun(aof)
+    ev = evidence(tmp_path)
+    checks.check_restarts(ev, rs)
+    assert not ev.finding("a_restart_runs_nothing_twice_with_early_ack").holds
+
+
+@pytest.mark.parametrize("change", ["not_noticed", "no_lost_line", "another_first_delay", "too_late",
+                                    "sentinel_never_ran", "never_consumed"])
+def test_a_reconnect_off_its_schedule_fails(tmp_path, change):
+    rs = rounds()
+    r = rs[1]
+    if change == "not_noticed":
+        r["worker_noticed"] = False
+    elif change == "no_lost_line":
+        r["log"]["lost"] = 0
+    elif change == "another_first_delay":
+        r["log"]["retry_delays_s"] = [1.0]
+    elif change == "too_late":
+        r["first_start_after_up_s"] = 2.0 + 2.0 + 0.5
+    elif change == "sentinel_never_ran":
+        r["sentinel_ran"] = 0
+    else:
+        r["first_start_after_up_s"] = None
+    ev = evidence(tmp_path)
+    checks.check_reconnect(ev, rs, 2.0, 2.0)
+    assert_only_fails(ev, "the_worker_reconnects_by_itself_on_its_retry_schedule")
+
+
+def test_summarise_sorts_each_task_into_one_outcome():
+    sent = {"queued": ["a", "b", "c", "d"], "result": ["r"]}
+    after = {"a": "result", "b": "queued", "c": "absent", "d": "result", "r": "absent"}
+    counts = {"a": 1, "d": 2, "r": 1}
+    out = restart.summarise(sent, {}, after, counts)
+    assert out["queued"] == {"sent": 4, "ran_once": 1, "ran_twice": 1, "stranded": 1, "lost": 1, "kept": 0}
+    assert out["result"] == {"sent": 1, "ran_once": 1, "ran_twice": 0, "stranded": 0, "lost": 1, "kept": 0}
+
+
+def test_the_log_stamp_parses_to_the_millisecond():
+    m = restart.STAMP.match("[2026-12-03 14:05:56,123: WARNING/MainProcess] consumer: Connection to "
+                            "broker lost")
+    assert m and m.group(2) == "123"
+    line = "Trying again in 2.00 seconds... (1/100)"
+    assert float(restart.RETRY.search(line).group(1)) == 2.0
+
+
+# --- part 2: the client while the broker is stopped ----------------------------------------------
+
+def stopped() -> dict[str, Any]:
+    def send(seconds: float, raised: str, module: str, message: str, task_id: str) -> dict[str, Any]:
+        return {"task_id": task_id, "finished": True, "seconds": seconds, "returned_at": T0 + seconds,
+                "raised": raised, "raised_module": module, "message": message}
+    return {"policy": publish.CELERY_PUBLISH_POLICY, "policy_sleeps_s": 0.6,
+            "result_store_policy": publish.RESULT_STORE_POLICY,
+            "default": send(0.616, "OperationalError", "kombu.exceptions", "Error 111", "d"),
+            "no_retry": send(0.007, "OperationalError", "kombu.exceptions", "Error 111", "n"),
+            "keeps_result": send(0.21, "RuntimeError", "builtins",
+                                 "Retry limit exceeded while trying to reconnect to the Celery result "
+                                 "store backend. The Celery application must be restarted.", "k")}
+
+
+def test_the_measured_client_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_client_stopped(ev, stopped(), {})
+    assert all(f.holds for f in ev.findings)
+
+
+@pytest.mark.parametrize(("change", "finding"), [
+    ("no_retries_happened", "a_send_to_a_stopped_broker_raises_after_its_retry_policy"),
+    ("returned", "a_send_to_a_stopped_broker_raises_after_its_retry_policy"),
+    ("no_retry_as_slow", "a_send_to_a_stopped_broker_raises_after_its_retry_policy"),
+    ("it_was_sent_after_all", "a_send_to_a_stopped_broker_raises_after_its_retry_policy"),
+    ("broker_error_first", "a_send_that_keeps_its_result_fails_on_the_result_store_first"),
+    ("kept_result_sent", "a_send_that_keeps_its_result_fails_on_the_result_store_first"),
+])
+def test_a_client_that_behaved_otherwise_fails(tmp_path, change, finding):
+    client, runs = stopped(), {}
+    if change == "no_retries_happened":
+        client["default"]["seconds"] = 0.01
+    elif change == "returned":
+        client["default"].update(raised=None, raised_module=None)
+    elif change == "no_retry_as_slow":
+        client["no_retry"]["seconds"] = 0.7
+    elif change == "it_was_sent_after_all":
+        runs = {"d": 1}
+    elif change == "broker_error_first":
+        client["keeps_result"].update(raised="OperationalError", message="Error 111 connecting")
+    else:
+        runs = {"k": 1}
+    ev = evidence(tmp_path)
+    checks.check_client_stopped(ev, client, runs)
+    assert_only_fails(ev, finding)
+
+
+def test_the_policy_sleeps_are_kombus_arithmetic():
+    assert publish.publish_policy_sleeps({"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+                                          "interval_max": 1}) == pytest.approx(0.6)
+    assert publish.publish_policy_sleeps({"max_retries": 4, "interval_start": 1, "interval_step": 1,
+                                          "interval_max": 2}) == pytest.approx(1 + 2 + 2 + 2)
+    assert publish.publish_policy_sleeps({"max_retries": 0}) == 0
+
+
+# --- part 3: a hung broker -----------------------------------------------------------------------
+
+def hung_() -> dict[str, Any]:
+    paused, resumed = T0, T0 + 5.0
+    return {"pause_s": 5.0, "paused_at": paused, "resumed_at": resumed, "socket_timeout_s": 0.2,
+            "running_task": {"id": "x", "runs": 1, "ended_at": paused + 2.5, "ended_while_hung": True},
+            "worker_log_while_hung": {"lines": 0, "lost": 0},
+            "sends": {"default": {"task_id": "d", "finished": True, "seconds": 5.01,
+                                  "returned_at": resumed + 0.01, "raised": None, "runs": 1},
+                      "socket_timeout": {"task_id": "t", "finished": True, "seconds": 1.42,
+                                         "returned_at": paused + 1.42, "raised": "OperationalError",
+                                         "runs": 0}},
+            "sentinel_started_after_resume_s": 0.18}
+
+
+def test_the_measured_hung_broker_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_hung(ev, hung_())
+    assert all(f.holds for f in ev.findings)
+
+
+@pytest.mark.parametrize(("change", "finding"), [
+    ("worker_noticed", "a_hung_broker_goes_unnoticed_by_the_worker"),
+    ("running_task_stalled", "a_hung_broker_goes_unnoticed_by_the_worker"),
+    ("default_raised", "a_send_to_a_hung_broker_waits_for_it"),
+    ("default_returned_early", "a_send_to_a_hung_broker_waits_for_it"),
+    ("default_never_ran", "a_send_to_a_hung_broker_waits_for_it"),
+    ("timeout_waited", "a_socket_timeout_makes_the_send_give_up"),
+    ("timeout_sent_anyway", "a_socket_timeout_makes_the_send_give_up"),
+])
+def test_a_hung_broker_that_behaved_otherwise_fails(tmp_path, change, finding):
+    h = hung_()
+    if change == "worker_noticed":
+        h["worker_log_while_hung"]["lost"] = 1
+    elif change == "running_task_stalled":
+        h["running_task"]["ended_while_hung"] = False
+    elif change == "default_raised":
+        h["sends"]["default"]["raised"] = "TimeoutError"
+    elif change == "default_returned_early":
+        h["sends"]["default"]["returned_at"] = h["paused_at"] + 1
+    elif change == "default_never_ran":
+        h["sends"]["default"]["runs"] = 0
+    elif change == "timeout_waited":
+        h["sends"]["socket_timeout"].update(raised=None, returned_at=h["resumed_at"] + 0.01)
+    else:
+        h["sends"]["socket_timeout"]["runs"] = 1
+    ev = evidence(tmp_path)
+    checks.check_hung(ev, copy.deepcopy(h))
+    assert_only_fails(ev, finding)
+
+
+# --- parameters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides", [["rounds=none-SIGHUP"], ["rounds=none-SIGTERM,none-SIGTERM"]])
+def test_bad_rounds_are_refused(overrides):
+    with pytest.raises(SetupError, match="bad param rounds"):
+        driver.validate(resolve(driver.PARAMS, overrides, quick=False))
+
+
+def test_a_pause_too_short_for_the_socket_timeout_client_is_refused(monkeypatch):
+    monkeypatch.setattr(publish, "HUNG_SOCKET_TIMEOUT_S", 1.0)  # 4 attempts x 2 s + 0.6 s
+    with pytest.raises(SetupError, match="bad param pause_s"):
+        driver.validate(resolve(driver.PARAMS, [], quick=False))
+
+
+def test_every_legal_pause_leaves_room_for_the_socket_timeout_client():
+    driver.validate(resolve(driver.PARAMS, [f"pause_s={driver.PARAMS['pause_s'].min}"], quick=False))
+    assert driver.PARAMS["pause_s"].min >= 2 * publish.hung_send_bound_s()
