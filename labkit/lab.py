@@ -29,6 +29,7 @@ class Lab:
     settings: Callable[[Params], dict[str, Any]] | None = None  # per-run Celery settings
     validate: Callable[[Params], None] | None = None  # raises SetupError before anything starts
     figures: dict[str, Plotter] = field(default_factory=dict)  # drawn from the run dir afterwards
+    embedded_only: bool = False  # it stops or restarts its broker: refused on an external Redis
 
     @property
     def number(self) -> str:

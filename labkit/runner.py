@@ -85,6 +85,9 @@ def run(lab: Lab | str, *, quick: bool = False, params: list[str] | dict[str, An
         if lab.validate:
             lab.validate(values)
     broker = broker or os.environ.get(EXTERNAL_BROKER_ENV) or None
+    if broker and lab.embedded_only:
+        raise SetupError(f"Lab {lab.number} stops and restarts its broker: it runs only on the kit's "
+                         f"own embedded Redis, not with --broker or {EXTERNAL_BROKER_ENV}")
     run_dir = new_run_dir(lab.id, Path(results) if results else results_root())
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat()

@@ -13,7 +13,7 @@ from functools import partial
 
 from kombu import Connection
 
-from labkit import broker_control, runner
+from labkit import runner
 from labkit.cli import run_script
 from labkit.errors import SetupError
 from labkit.lab import Lab
@@ -63,7 +63,6 @@ def first_retry_delay_s() -> float:
 
 def measure_lab(s: LabSession) -> None:
     p = s.params
-    broker_control.require_embedded(s.broker, "Lab 10")
     records = s.start_record_store()
     one_slot = {"concurrency": 1, "prefetch": p.prefetched}
     specs = {f"r{i}": {**one_slot, "queues": [f"lab10_r{i}"], "settings": records}
@@ -110,6 +109,7 @@ LAB = Lab(
     params=PARAMS,
     settings=settings,
     validate=validate,
+    embedded_only=True,
     wall_time="default about 40 s, --quick about 30 s",
 )
 

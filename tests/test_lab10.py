@@ -1,0 +1,66 @@
+"""Lab 10 end to end, toward the extremes of its declared ranges (the notebook runs the defaults),
+as a script: ``python -m labs.lab10_broker_outage.driver``. Also: it refuses an external Redis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labs.lab10_broker_outage import plots
+from tests.conftest import assert_held, run_lab
+from tests.figures import assert_figures_read_at_a_glance
+
+PARAMS = ["rounds=always-SIGKILL,none-SIGTERM,everysec-SIGTERM", "results=1", "prefetched=8",
+          "queued=1", "eta=1", "pause_s=5", "timeout=10"]
+
+FINDINGS = {
+    "a_restart_without_persistence_loses_the_queue_and_the_results",
+    "aof_keeps_the_queue_and_the_results_even_through_a_sigkill",
+    "prefetched_and_eta_tasks_are_stranded_until_the_visibility_timeout",
+    "the_running_task_finishes_across_the_restart",
+    "a_restart_runs_nothing_twice_with_early_ack",
+    "the_worker_reconnects_by_itself_on_its_retry_schedule",
+    "a_send_to_a_stopped_broker_raises_after_its_retry_policy",
+    "a_send_that_keeps_its_result_fails_on_the_result_store_first",
+    "a_hung_broker_goes_unnoticed_by_the_worker",
+    "a_send_to_a_hung_broker_waits_for_it",
+    "a_socket_timeout_makes_the_send_give_up",
+}
+
+
+@pytest.fixture(scope="module")
+def lab10(tmp_path_factory):
+    return run_lab(tmp_path_factory.mktemp("results"), "10_broker_outage", "--quick", params=PARAMS,
+                   script=True)
+
+
+def test_every_finding_holds(lab10):
+    proc, result, _ = lab10
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert_held(result, FINDINGS)
+
+
+def test_the_run_counted_what_it_claims(lab10):
+    _, _, run_dir = lab10
+    rounds = json.loads((run_dir / "restarts.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == ["always-SIGKILL", "none-SIGTERM", "everysec-SIGTERM"]
+    for r in rounds:
+        assert r["by_kind"]["prefetched"]["sent"] == 8  # prefetch 8: every one reserved, none queued
+        assert sum(v == "unacked" for k, v in r["before"].items() if k in r["sent"]["prefetched"]) == 8
+    table = (run_dir / "table.csv").read_text().splitlines()
+    assert len(table) == 1 + 3 * 5  # a row per round and kind of task
+
+
+def test_figures_read_at_a_glance(lab10):
+    _, _, run_dir = lab10
+    assert_figures_read_at_a_glance(plots.FIGURES, run_dir)
+
+
+def test_an_external_redis_is_refused_up_front_with_one_line(tmp_path):
+    # refused before any connection: the URL need not answer, and no run directory is made
+    proc, result, _ = run_lab(tmp_path, "10_broker_outage", "--quick", "--broker", "redis://127.0.0.1:1/0")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "runs only on the kit's own embedded Redis" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert result is None and not (tmp_path / "10_broker_outage").exists()
