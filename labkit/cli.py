@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "needs --password)")
     redis_cmd.add_argument("--password", help="require this password (AUTH); for sharing one "
                                               "Redis with a room on purpose, see docs/workshop.md")
+    redis_cmd.add_argument("--dir", help="keep the data here, so a restart on the same --dir finds "
+                                         "what was written (default: a temp dir, gone at exit)")
+    redis_cmd.add_argument("--appendonly", choices=("no", "everysec", "always"), default="no",
+                           help="AOF persistence: 'no' (default), or appendonly yes with this "
+                                "appendfsync (Lab 10)")
 
     reset = sub.add_parser("reset", help="remove one lab's messages, counters and results from "
                                          "a workshop Redis (stop its workers first)")
@@ -239,19 +244,27 @@ def cmd_redis(args: argparse.Namespace) -> int:
     if args.bind not in LOOPBACK and not args.password:
         raise SetupError(f"--bind {args.bind} offers Redis to the network: add --password "
                          f"(anyone who can write to the broker can run any task)")
+    if args.appendonly != "no" and not args.dir:
+        raise SetupError(f"--appendonly {args.appendonly} keeps data for a restart: add --dir DIR "
+                         f"(the same one when you start it again)")
     binary, source = find_redis_server()
     with tempfile.TemporaryDirectory(prefix="celery-lab-redis-") as workdir:
+        data = Path(args.dir).resolve() if args.dir else Path(workdir)
+        data.mkdir(parents=True, exist_ok=True)
         # the password goes in a private config file, never on a command line `ps` shows
         config = Path(workdir) / "redis.conf"
         config.touch(mode=0o600)
-        lines = [f"port {args.port}", f"bind {args.bind}", 'save ""', "appendonly no",
-                 f"dir {workdir}", "databases 64"]     # a db per attendee when shared
+        aof = ["appendonly no"] if args.appendonly == "no" else [
+            "appendonly yes", f"appendfsync {args.appendonly}"]
+        lines = [f"port {args.port}", f"bind {args.bind}", 'save ""', *aof,
+                 f'dir "{data}"', "databases 64"]     # a db per attendee when shared
         if args.password:
             lines.append(f"requirepass {args.password}")
         config.write_text("\n".join(lines) + "\n")
         auth = ":***@" if args.password else ""
+        kept = f"appendonly {args.appendonly}, data in {data}" if args.dir else "nothing kept"
         print(f"redis-server from {source} on redis://{auth}{args.bind}:{args.port}/0 "
-              f"(Ctrl-C stops it)", file=sys.stderr, flush=True)
+              f"({kept}; Ctrl-C stops it)", file=sys.stderr, flush=True)
         proc = subprocess.Popen([binary, str(config)])
         try:
             while proc.poll() is None:

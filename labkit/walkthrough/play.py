@@ -1,6 +1,6 @@
 """Follow a lab's walkthrough step by step, as an attendee would, and time each section.
 
-Two substitutions keep a rehearsal private: the workshop ports (Redis 6379, Flower 5555)
+Two substitutions keep a rehearsal private: the workshop ports (Redis 6379 and 6380, Flower 5555)
 become free ones, and ``/tmp/`` becomes the rehearsal's own folder. Everything else is typed
 exactly as the README prints it."""
 
@@ -20,7 +20,7 @@ from labkit.walkthrough.parse import Step, steps
 from labkit.walkthrough.terminals import StepFailed, Terminal, plain
 from labs import REPO_ROOT
 
-WORKSHOP_PORTS = (6379, 5555)
+WORKSHOP_PORTS = (6379, 6380, 5555)  # Redis, a second Redis (Lab 10's record store), Flower
 PYTHON = ("python", "python3")       # typed alone: the terminal's Python session starts
 COMMAND_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
