@@ -58,6 +58,7 @@ LOST = "Connection to broker lost"
 CANNOT = "Cannot connect to"
 RETRY = re.compile(r"Trying again in (\d+(?:\.\d+)?) seconds")
 CONNECTED = "Connected to redis"
+UNRECOVERABLE = "Unrecoverable error"  # the worker's consumer gave up (celery/worker/worker.py)
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
 
 
@@ -80,10 +81,15 @@ def log_size(worker: Worker) -> int:
 
 
 def wait_for_log(worker: Worker, since: int, needle: str, timeout: float) -> bool:
+    """True once the worker logged ``needle``; False at the deadline, or at once if it logged
+    that it gave up (UNRECOVERABLE: it will log nothing more)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(needle in line for _, line in log_lines(worker, since)):
+        lines = [line for _, line in log_lines(worker, since)]
+        if any(needle in line for line in lines):
             return True
+        if any(UNRECOVERABLE in line for line in lines):
+            return False
         time.sleep(0.02)
     return False
 
