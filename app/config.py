@@ -9,6 +9,8 @@ imports ``app.celery_app``:
   ``{"task_acks_late": true, "broker_transport_options": {"visibility_timeout": 5}}``),
   applied last, over the defaults below. ``beat_schedule`` entries take a number of seconds
   or ``{"crontab": {"minute": "*/5"}}`` as their ``schedule`` (see ``app/celery_app.py``).
+  One key is the kit's own, not Celery's: ``celery_lab_record_store``, a Redis URL where the
+  tasks record what they did (``labkit/taskside.py``; Lab 10, which restarts its broker).
 
 The lab kit sets these three variables for every process it starts, and applies the same
 values to its own client app, so the driver and its workers can never disagree. By hand,
