@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import chain, group
 
+from labkit.polling import wait_for
 from labkit.redis_state import decode_message
 from labkit.session import LabSession
 from labkit.workers import Flower, Worker
@@ -133,16 +134,7 @@ def _login(password: str, mode: str, **options: Any) -> Any:
                              **(HIDE if mode == "argsrepr" else {}))
 
 
-def _wait(ready: Callable[[], Any], timeout: float, what: str) -> Any:
-    """``ready()``'s first truthy value, polled; TimeoutError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = ready()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout:g} s")
-        time.sleep(0.05)
+_wait = partial(wait_for, interval=0.05)  # ready()'s first truthy value, or TimeoutError
 
 
 def _flower_json(flower: Flower, path: str) -> Any:

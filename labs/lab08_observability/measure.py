@@ -9,11 +9,13 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from celery.result import AsyncResult
 from celery.utils import uuid
 
+from labkit.polling import poll_until
 from labkit.redis_state import queue_length
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -219,13 +221,7 @@ def _prefetch(inspector: Any) -> int | None:
     return next((s.get("prefetch_count") for s in stats.values()), None)
 
 
-def _wait_until(ok: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+_wait_until = partial(poll_until, interval=0.01)
 
 
 def _confirmed(replies: list | None, what: str) -> None:

@@ -13,6 +13,7 @@ from labkit import broker_control
 from labkit.errors import SetupError
 from labkit.exercise import Exercise, Learner
 from labkit.params import Param
+from labkit.polling import poll_until, wait_for
 from labkit.session import LabSession
 from labs.lab10_broker_outage import restart
 from labs.lab10_broker_outage.tasks import COUNTS, RUNS, job
@@ -53,7 +54,7 @@ def grade(s: LabSession, learner: Learner) -> None:
         return [r for r in s.records(RUNS) if r.get("label") == label]
 
     # struck just after the second order started: one order done, one running, the rest waiting
-    restart._wait(lambda: s.counts(COUNTS).get(orders[1], 0) >= 1, p.timeout,
+    wait_for(lambda: s.counts(COUNTS).get(orders[1], 0) >= 1, p.timeout,
                   "the second order did not start")
     mark = restart.log_size(worker)
     broker_control.stop(s.broker, signal.SIGKILL, p.timeout)
@@ -65,20 +66,14 @@ def grade(s: LabSession, learner: Learner) -> None:
     # the learner's visibility timeout allows (capped); a worker that died is not waited for
     alive = worker.process.alive
     latest = back + 2.5 + redelivery_s(learner) + (p.orders + 1) * p.work_s
-    _until(lambda: restart._bound(s, QUEUE) or not alive(), latest - time.time())
-    _until(lambda: all(s.counts(COUNTS).get(i) for i in orders) or not alive(), latest - time.time())
+    poll_until(lambda: restart._bound(s, QUEUE) or not alive(), latest - time.time())
+    poll_until(lambda: all(s.counts(COUNTS).get(i) for i in orders) or not alive(), latest - time.time())
     time.sleep(0.5)  # a late duplicate
     counts = s.counts(COUNTS)
     left = restart.where_tasks_are(s, QUEUE, set(orders))
     gave_up = [line for _, line in restart.log_lines(worker, mark) if restart.UNRECOVERABLE in line]
     check_burst(s, orders, counts, left, len(started()),
                 gave_up[0][:200] if gave_up else None if alive() else worker.process.log_tail(1))
-
-
-def _until(done: Any, timeout: float) -> None:
-    deadline = time.monotonic() + max(0.0, timeout)
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def redelivery_s(learner: Learner) -> float:

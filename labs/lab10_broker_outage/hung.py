@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from labkit import broker_control
+from labkit.polling import wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab10_broker_outage import restart
@@ -23,7 +24,7 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
     label = "hung"
     worker.wait_ready(timeout)
     running = job.apply_async((-3, label, pause_s / 2), queue=CLIENT_QUEUE).id
-    restart._wait(lambda: s.counts(COUNTS).get(running, 0) >= 1, timeout, "the running task did not start")
+    wait_for(lambda: s.counts(COUNTS).get(running, 0) >= 1, timeout, "the running task did not start")
     mark = restart.log_size(worker)
     sends: dict[str, Any] = {}
     with ExitStack() as stack:
@@ -43,7 +44,7 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
             thread.join(timeout + pause_s)
     lines_while_hung = [line for t, line in restart.log_lines(worker, mark) if t is None or t < resumed_at]
     sentinel = job.apply_async((-4, label), queue=CLIENT_QUEUE).id
-    restart._wait(lambda: s.counts(COUNTS).get(sentinel, 0) >= 1, timeout,
+    wait_for(lambda: s.counts(COUNTS).get(sentinel, 0) >= 1, timeout,
                   "the worker did not consume after the broker resumed")
     counts = s.counts(COUNTS)
     runs = {r["id"]: r for r in s.records(RUNS) if r.get("label") in (label, "client")}

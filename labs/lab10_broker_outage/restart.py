@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import broker_control
+from labkit.polling import wait_for
 from labkit.redis_state import decode_message, unacked_summary
 from labkit.session import LabSession
 from labkit.workers import Worker
@@ -108,14 +109,6 @@ def where_tasks_are(s: LabSession, queue: str, ids: set[str]) -> dict[str, str]:
     return place
 
 
-def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout:g} s")
-        time.sleep(interval)
-
-
 def _runs(s: LabSession, label: str) -> list[dict[str, Any]]:
     return [r for r in s.records(RUNS) if r.get("label") == label]
 
@@ -135,16 +128,17 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
 
     for n in range(sizes["results"]):
         sent["result"].append(job.apply_async((n, label), queue=queue).id)
-    _wait(lambda: len(_runs(s, label)) >= sizes["results"] and
+    wait_for(lambda: len(_runs(s, label)) >= sizes["results"] and
           all(v == "result" for v in where_tasks_are(s, queue, set(sent["result"])).values()),
           timeout, "the results were not stored")
     sent["running"].append(hold.apply_async((gate, timeout, label), queue=queue).id)
-    _wait(lambda: any(r.get("role") == "hold" for r in _runs(s, label)), timeout, "the holder did not start")
+    wait_for(lambda: any(r.get("role") == "hold" for r in _runs(s, label)), timeout,
+             "the holder did not start")
     # ETA tasks first: the worker raises its prefetch for each one it holds, but only fetches
     # them while its prefetch has room; sent after the queue they would wait in it.
     for n in range(sizes["eta"]):
         sent["eta"].append(job.apply_async((200 + n, label), queue=queue, countdown=ETA_S).id)
-    _wait(lambda: all(v == "unacked" for v in where_tasks_are(s, queue, set(sent["eta"])).values()),
+    wait_for(lambda: all(v == "unacked" for v in where_tasks_are(s, queue, set(sent["eta"])).values()),
           timeout, "the worker did not take its ETA tasks")
     for n in range(sizes["prefetched"] + sizes["queued"]):
         (sent["prefetched"] if n < sizes["prefetched"] else sent["queued"]).append(
@@ -153,7 +147,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     # Settled: the worker has reserved what its prefetch allows and the ETA tasks (unacked), the
     # rest is in the list. Which id went where is read, not assumed.
     try:
-        _wait(lambda: _settled(s, queue, waiting, sizes), timeout, "the worker did not reserve its "
+        wait_for(lambda: _settled(s, queue, waiting, sizes), timeout, "the worker did not reserve its "
               f"{sizes['prefetched']} prefetched and {sizes['eta']} ETA tasks")
     except TimeoutError as exc:
         places = Counter(where_tasks_are(s, queue, waiting).values())
@@ -168,11 +162,11 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     start_s = broker_control.start_again(s.broker, timeout)
     up_at = time.time()
     set_gate(s, gate)
-    _wait(lambda: _bound(s, queue), timeout, "the worker did not declare its queue again")
+    wait_for(lambda: _bound(s, queue), timeout, "the worker did not declare its queue again")
     sentinel = job.apply_async((-2, label), queue=queue).id
-    _wait(lambda: any(r["id"] == sentinel for r in _runs(s, label)), timeout,
+    wait_for(lambda: any(r["id"] == sentinel for r in _runs(s, label)), timeout,
           "the sentinel sent after the restart did not run")
-    _wait(lambda: any(r.get("phase") == "finished" for r in _runs(s, label)), timeout,
+    wait_for(lambda: any(r.get("phase") == "finished" for r in _runs(s, label)), timeout,
           "the holder did not finish")
 
     after = where_tasks_are(s, queue, {i for ids in sent.values() for i in ids})
