@@ -21,6 +21,7 @@ FINDINGS = {
     "the_running_task_finishes_across_the_restart",
     "a_restart_runs_nothing_twice_with_early_ack",
     "the_worker_reconnects_by_itself_on_its_retry_schedule",
+    "a_worker_with_room_in_its_prefetch_dies_when_the_broker_goes",
     "a_send_to_a_stopped_broker_raises_after_its_retry_policy",
     "a_send_that_keeps_its_result_fails_on_the_result_store_first",
     "a_hung_broker_goes_unnoticed_by_the_worker",

@@ -88,6 +88,18 @@ def check_reconnect(ev: Evidence, rounds: list[dict[str, Any]], first_delay_s: f
              bool(rounds) and all(ok(row) for row in rows.values()))
 
 
+def check_room(ev: Evidence, room: dict[str, Any]) -> None:
+    ev.check("a_worker_with_room_in_its_prefetch_dies_when_the_broker_goes",
+             "kombu 5.7: a worker whose prefetch has room (its BRPOP in flight) and that holds a "
+             "reserved message does not come back when the broker goes away: closing the channel "
+             "fails half-way and the consumer gives up with 'Unrecoverable error: AttributeError', "
+             "while the workers with a full prefetch (the rounds above) reconnect by themselves; "
+             "something outside has to restart it",
+             room, "'Unrecoverable error' logged; nothing consumed within "
+                   f"{room['window_s']:.1f} s of Redis returning",
+             room["unrecoverable"] is not None and not room["sentinel_consumed_within_window"])
+
+
 # -- part 2: the client while the broker is stopped -----------------------------------------------
 def check_client_stopped(ev: Evidence, client: dict[str, Any], runs: dict[str, int]) -> None:
     default, no_retry, keeps = client["default"], client["no_retry"], client["keeps_result"]

@@ -19,7 +19,7 @@ from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import Param, Params
 from labkit.session import LabSession
-from labs.lab10_broker_outage import checks, hung, plots, publish, restart
+from labs.lab10_broker_outage import checks, hung, plots, publish, restart, room
 from labs.lab10_broker_outage.tasks import COUNTS
 
 HUNG_QUEUE = publish.CLIENT_QUEUE
@@ -67,9 +67,11 @@ def measure_lab(s: LabSession) -> None:
     one_slot = {"concurrency": 1, "prefetch": p.prefetched}
     specs = {f"r{i}": {**one_slot, "queues": [f"lab10_r{i}"], "settings": records}
              for i, _ in enumerate(p.rounds)}
+    specs["room"] = {"concurrency": 1, "prefetch": room.PREFETCH, "queues": [room.QUEUE],
+                     "settings": records}
     specs["hung"] = {"concurrency": 1, "queues": [HUNG_QUEUE], "settings": records}
     workers = s.start_workers(specs)
-    round_workers, hung_worker = workers[:-1], workers[-1]
+    round_workers, room_worker, hung_worker = workers[:-2], workers[-2], workers[-1]
     grace_s = 1.0 + max(w.ready_s or 0 for w in workers)  # the machine's own pace, measured
 
     sizes = {"results": p.results, "prefetched": p.prefetched, "queued": p.queued, "eta": p.eta}
@@ -81,10 +83,14 @@ def measure_lab(s: LabSession) -> None:
         rounds.append(restart.one_round(s, rnd, worker, f"lab10_r{i}", sizes, p.timeout, while_down))
     client = rounds[0].pop("client")
 
+    s.step("a worker with room in its prefetch when the broker goes (a BRPOP in flight)")
+    window_s = first_retry_delay_s() + grace_s  # what a live worker needed, at most, above
+    room_run = room.room_round(s, room_worker, window_s, p.timeout)
+
     s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, two clients sending")
     hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout)
     runs = s.counts(COUNTS)  # after the hung part's sentinel: every send that got through has run
-    s.write_json("restarts.json", {"rounds": rounds})
+    s.write_json("restarts.json", {"rounds": rounds, "room": room_run})
     s.write_json("client.json", {"stopped": client, "hung": hung_run})
     table = teaching_table(rounds)
     s.write_csv("table.csv", table)
@@ -92,6 +98,7 @@ def measure_lab(s: LabSession) -> None:
 
     checks.check_restarts(s.evidence, rounds)
     checks.check_reconnect(s.evidence, rounds, first_retry_delay_s(), grace_s)
+    checks.check_room(s.evidence, room_run)
     checks.check_client_stopped(s.evidence, client, runs)
     checks.check_hung(s.evidence, hung_run)
 
@@ -110,7 +117,7 @@ LAB = Lab(
     settings=settings,
     validate=validate,
     embedded_only=True,
-    wall_time="default about 40 s, --quick about 30 s",
+    wall_time="default about 27 s, --quick about 21 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 10``.

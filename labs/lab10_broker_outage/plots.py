@@ -50,8 +50,9 @@ def outcome_matrix(run_dir: Path) -> Figure:
 
 def recovery(run_dir: Path) -> Figure:
     """Each round's outage and what the worker logged, on one time axis from the stop."""
-    rounds = json.loads((run_dir / "restarts.json").read_text())["rounds"]
-    fig, (ax,) = new_figure(9, 1.4 + 0.6 * len(rounds))
+    data = json.loads((run_dir / "restarts.json").read_text())
+    rounds, room = data["rounds"], data.get("room")
+    fig, (ax,) = new_figure(9, 1.4 + 0.6 * (len(rounds) + bool(room)))
     for y, r in enumerate(rounds):
         t0 = r["down_at"]
         ax.barh(y, r["up_at"] - t0, left=0, height=0.5, color="tab:red", alpha=0.5,
@@ -63,9 +64,18 @@ def recovery(run_dir: Path) -> Figure:
         if r["first_start_after_up_s"] is not None:
             ax.scatter(r["up_at"] - t0 + r["first_start_after_up_s"], y, marker="o", color="tab:green",
                        label="first task started after the return")
-    ax.set_yticks(range(len(rounds)), [r["round"] for r in rounds])
+    labels = [r["round"] for r in rounds]
+    if room:
+        y = len(rounds)
+        ended = "consumer gave up: Unrecoverable error" if room["unrecoverable"] else "no error logged"
+        came_back = "consumed again" if room["sentinel_consumed_within_window"] else "consumed nothing"
+        ax.barh(y, room["up_at"] - room["down_at"], left=0, height=0.5, color="tab:red", alpha=0.5)
+        ax.text(room["up_at"] - room["down_at"], y, f"  {ended}; {came_back} in the "
+                f"{room['window_s']:.1f} s after", va="center", fontsize=8)
+        labels.append("room in its prefetch\n(everysec-SIGKILL)")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("seconds since Redis was stopped (the worker's log stamps to the millisecond)")
-    ax.set_title("The worker reconnects on its own retry schedule", fontsize=10)
+    ax.set_title("The worker reconnects on its own retry schedule, unless its prefetch had room", fontsize=10)
     legend_below(fig)
     return fig
 

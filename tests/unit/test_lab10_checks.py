@@ -291,3 +291,38 @@ def test_a_pause_too_short_for_the_socket_timeout_client_is_refused(monkeypatch)
 def test_every_legal_pause_leaves_room_for_the_socket_timeout_client():
     driver.validate(resolve(driver.PARAMS, [f"pause_s={driver.PARAMS['pause_s'].min}"], quick=False))
     assert driver.PARAMS["pause_s"].min >= 2 * publish.hung_send_bound_s()
+
+
+# --- part 1b: a worker with room in its prefetch ------------------------------------------------
+
+def room_() -> dict[str, Any]:
+    return {"prefetch_multiplier": 2, "window_s": 5.4, "down_at": T0, "up_at": T0 + 0.07,
+            "holder_runs": 1, "sentinel_consumed_within_window": False,
+            "unrecoverable": "Unrecoverable error: AttributeError(\"'NoneType' object has no "
+                             "attribute 'hostname'\")", "reconnected": False, "process_alive": False}
+
+
+def test_the_measured_worker_death_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_room(ev, room_())
+    assert ev.findings[0].holds
+
+
+@pytest.mark.parametrize("change", ["a_fixed_kombu_reconnects", "no_error_but_stuck"])
+def test_a_worker_that_survives_the_loss_fails_the_kombu_bug_claim(tmp_path, change):
+    room = room_()
+    if change == "a_fixed_kombu_reconnects":
+        room.update(unrecoverable=None, sentinel_consumed_within_window=True, reconnected=True)
+    else:
+        room["unrecoverable"] = None
+    ev = evidence(tmp_path)
+    checks.check_room(ev, room)
+    assert_only_fails(ev, "a_worker_with_room_in_its_prefetch_dies_when_the_broker_goes")
+
+
+def test_an_error_logged_but_a_worker_that_consumed_fails_too(tmp_path):
+    room = room_()
+    room["sentinel_consumed_within_window"] = True
+    ev = evidence(tmp_path)
+    checks.check_room(ev, room)
+    assert not ev.findings[0].holds
