@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,19 +63,84 @@ class LabRun(NamedTuple):
     run_dir: Path
 
 
-def run_lab(results: Path, lab_id: str, *args: str, params: list[str] = (),
-            script: bool = False, timeout: float = 300) -> LabRun:
-    """Run a lab as a user would (``celery-lab run NN`` or, with ``script``, its driver as a
-    script) into ``results``; returns the process and the run's result.json."""
+def lab_command(lab_id: str, *args: str, params: Sequence[str] = (), script: bool = False) -> list[str]:
+    """``celery-lab run NN`` or, with ``script``, the lab's driver as a script."""
     number = lab_id.split("_", 1)[0]
     command = ([sys.executable, "-m", f"labs.lab{lab_id}.driver"] if script
                else [sys.executable, "-m", "labkit", "run", number])
-    command += [*args, *(a for p in params for a in ("--param", p))]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env=cli_env(results))
+    return [*command, *args, *(a for p in params for a in ("--param", p))]
+
+
+def read_run(results: Path, lab_id: str, proc: subprocess.CompletedProcess) -> LabRun:
     latest = results / lab_id / "latest"
     result = json.loads((latest / "result.json").read_text()) if latest.exists() else None
     return LabRun(proc, result, latest)
+
+
+def run_lab(results: Path, lab_id: str, *args: str, params: Sequence[str] = (),
+            script: bool = False, timeout: float = 300) -> LabRun:
+    """Run a lab as a user would into ``results``; returns the process and the run's result.json."""
+    proc = subprocess.run(lab_command(lab_id, *args, params=params, script=script), capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=cli_env(results))
+    return read_run(results, lab_id, proc)
+
+
+# -- the lab runs the test modules declare, run two at a time -------------------------------------
+
+class Declared(NamedTuple):
+    lab_id: str
+    command: list[str]
+    expected_s: float  # about how long it runs: the longest start first, so the lanes end together
+
+
+DECLARED: dict[str, Declared] = {}
+LANES = 2  # two labs at once: the busy machine every lab's margins must survive (notebooks too)
+RUN_TIMEOUT = 300.0
+
+
+def declare_run(key: str, lab_id: str, *args: str, params: Sequence[str] = (),
+                script: bool = False, expected_s: float = 20.0) -> str:
+    """A lab run a test module needs, declared when the module is collected: the session's
+    ``lab_runs`` runs every declared one, two at a time, the first time a test asks for any."""
+    DECLARED[key] = Declared(lab_id, lab_command(lab_id, *args, params=params, script=script), expected_s)
+    return key
+
+
+@pytest.fixture(scope="session")
+def lab_runs(tmp_path_factory) -> dict[str, LabRun]:
+    """Every declared run, each in its own results directory, the longest first and the next
+    started as soon as a lane is free; each bounded by RUN_TIMEOUT."""
+    pending = sorted(DECLARED.items(), key=lambda item: -item[1].expected_s)
+    running: list[tuple[str, subprocess.Popen, Path, float]] = []
+    done: dict[str, LabRun] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < LANES:
+                key, declared = pending.pop(0)
+                results = tmp_path_factory.mktemp(key)
+                # output to files, not pipes: a lab prints more than a pipe holds while it waits
+                with (results / "stdout.txt").open("w") as out, (results / "stderr.txt").open("w") as err:
+                    proc = subprocess.Popen(declared.command, cwd=REPO, env=cli_env(results),
+                                            stdout=out, stderr=err)
+                running.append((key, proc, results, time.monotonic()))
+            for entry in list(running):
+                key, proc, results, began = entry
+                if proc.poll() is None and time.monotonic() - began < RUN_TIMEOUT:
+                    continue
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(timeout=30)
+                completed = subprocess.CompletedProcess(
+                    proc.args, proc.returncode, (results / "stdout.txt").read_text(errors="replace"),
+                    (results / "stderr.txt").read_text(errors="replace"))
+                done[key] = read_run(results, DECLARED[key].lab_id, completed)
+                running.remove(entry)
+            time.sleep(0.1)
+    finally:
+        for _, proc, _, _ in running:
+            proc.kill()
+            proc.wait(timeout=30)
+    return done
 
 
 def cli_env(results: Path) -> dict[str, str]:

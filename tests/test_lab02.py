@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from labs.lab02_retry import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff_tasks=12",
@@ -14,9 +14,12 @@ PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff
           "ratios=0.4,2.5", "trap_tasks=3"]
 
 
+RUN = declare_run("lab02", "02_retry", "--quick", params=PARAMS, script=True, expected_s=25)
+
+
 @pytest.fixture(scope="module")
-def lab02(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "02_retry", "--quick", params=PARAMS, script=True)
+def lab02(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab02):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from labs.lab03_bind_context import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0.1",
@@ -36,9 +36,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab03", "03_bind_context", params=PARAMS, expected_s=9)
+
+
 @pytest.fixture(scope="module")
-def lab03(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "03_bind_context", params=PARAMS)
+def lab03(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab03):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from labs.lab04_acks_late import plots
-from tests.conftest import REPO, assert_held, cli_env, run_lab
+from tests.conftest import REPO, assert_held, cli_env, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
@@ -16,10 +16,12 @@ PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
           "tail_s=0.5", "visibility_timeout=6.5"]
 
 
+RUN = declare_run("lab04", "04_acks_late", "--quick", params=PARAMS, script=True, expected_s=25)
+
+
 @pytest.fixture(scope="module")
-def lab04(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "04_acks_late", "--quick", params=PARAMS,
-                   script=True)
+def lab04(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab04):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labs.lab05_beat import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["interval=0.4", "window=2.5", "away=1.5", "gap=1.2", "both=1.6",
@@ -24,9 +24,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab05", "05_beat", "--quick", params=PARAMS, script=True, expected_s=25)
+
+
 @pytest.fixture(scope="module")
-def lab05(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "05_beat", "--quick", params=PARAMS, script=True)
+def lab05(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab05):

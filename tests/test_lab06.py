@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labs.lab06_routing import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,a.#,#.z,*.*.z",
@@ -25,9 +25,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab06", "06_routing", params=PARAMS, expected_s=17)
+
+
 @pytest.fixture(scope="module")
-def lab06(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "06_routing", params=PARAMS)
+def lab06(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab06):

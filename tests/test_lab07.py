@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labs.lab07_pools import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["pools=prefork,threads,gevent,solo", "process_concurrency=1,2", "green_concurrency=1,24",
@@ -27,9 +27,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=115)
+
+
 @pytest.fixture(scope="module")
-def lab07(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "07_pools", "--quick", params=PARAMS)
+def lab07(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab07):

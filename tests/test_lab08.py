@@ -7,7 +7,7 @@ import re
 import pytest
 
 from labs.lab08_observability import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2",
@@ -28,9 +28,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab08", "08_observability", params=PARAMS, expected_s=14)
+
+
 @pytest.fixture(scope="module")
-def lab08(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "08_observability", params=PARAMS)
+def lab08(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab08):

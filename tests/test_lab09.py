@@ -8,7 +8,7 @@ import json
 import pytest
 
 from labs.lab09_canvas import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["group_size=4", "member_s=0.05", "sizes=2,3", "fail_times=4", "countdown=0.05",
@@ -43,9 +43,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab09", "09_canvas", "--quick", params=PARAMS, script=True, expected_s=25)
+
+
 @pytest.fixture(scope="module")
-def lab09(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "09_canvas", "--quick", params=PARAMS, script=True)
+def lab09(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab09):

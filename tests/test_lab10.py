@@ -8,7 +8,7 @@ import json
 import pytest
 
 from labs.lab10_broker_outage import plots
-from tests.conftest import assert_held, run_lab
+from tests.conftest import assert_held, declare_run, run_lab
 from tests.figures import assert_figures_read_at_a_glance
 
 PARAMS = ["rounds=always-SIGKILL,none-SIGTERM,everysec-SIGTERM", "results=1", "prefetched=8",
@@ -30,10 +30,12 @@ FINDINGS = {
 }
 
 
+RUN = declare_run("lab10", "10_broker_outage", "--quick", params=PARAMS, script=True, expected_s=28)
+
+
 @pytest.fixture(scope="module")
-def lab10(tmp_path_factory):
-    return run_lab(tmp_path_factory.mktemp("results"), "10_broker_outage", "--quick", params=PARAMS,
-                   script=True)
+def lab10(lab_runs):
+    return lab_runs[RUN]
 
 
 def test_every_finding_holds(lab10):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from labkit.results import held
-from tests.conftest import run_lab
+from tests.conftest import declare_run
 
 EXTREMES = {
     "01_hello_world": ["concurrency=1", "sequential=5", "batch=500", "queued=1", "raw_rounds=10",
@@ -33,9 +33,14 @@ EXTREMES = {
 }
 
 
+EXPECTED_S = {"07_pools": 90, "01_hello_world": 30, "04_acks_late": 28}
+RUNS = {lab_id: declare_run(f"extremes-{lab_id}", lab_id, "--quick", params=params,
+                            expected_s=EXPECTED_S.get(lab_id, 20)) for lab_id, params in EXTREMES.items()}
+
+
 @pytest.mark.parametrize("lab_id", list(EXTREMES))
-def test_every_finding_holds_toward_the_extremes(lab_id, tmp_path):
-    proc, result, _ = run_lab(tmp_path, lab_id, "--quick", params=EXTREMES[lab_id])
+def test_every_finding_holds_toward_the_extremes(lab_id, lab_runs):
+    proc, result, _ = lab_runs[RUNS[lab_id]]
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     ok, failed = held(result)
     assert ok and not failed, failed
