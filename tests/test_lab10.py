@@ -27,6 +27,7 @@ FINDINGS = {
     "a_hung_broker_goes_unnoticed_by_the_worker",
     "a_send_to_a_hung_broker_waits_for_it",
     "a_socket_timeout_makes_the_send_give_up",
+    "a_send_that_timed_out_may_still_be_delivered",
 }
 
 

@@ -19,13 +19,18 @@ def check_restarts(ev: Evidence, rounds: list[dict[str, Any]]) -> None:
     if plain:
         lost = {r["round"]: {k: r["by_kind"][k] for k in ("result", "prefetched", "queued", "eta")}
                 for r in plain}
+        bound = {r["round"]: r["binding_after_restart"] for r in plain}
         ev.check("a_restart_without_persistence_loses_the_queue_and_the_results",
                  "a Redis with no persistence (appendonly no, no save points) comes back empty: the "
-                 "queued tasks, the ones the worker had prefetched, its ETA tasks and the stored "
-                 "results are gone, and the worker does not send back what it had reserved",
-                 lost, "every stored result, prefetched, queued and ETA task lost; none of the tasks ran",
+                 "queued tasks, the ones the worker had prefetched, its ETA tasks, the stored "
+                 "results and the queue's exchange binding are gone, and the worker does not send "
+                 "back what it had reserved",
+                 {"rounds": lost, "binding_after_restart": bound},
+                 "every stored result, prefetched, queued and ETA task lost, none of the tasks ran; "
+                 "no binding until the worker declared its queue again",
                  all(row["lost"] == row["sent"] and (kind == "result" or row["ran_once"] == 0)
-                     and row["ran_twice"] == 0 for per in lost.values() for kind, row in per.items()))
+                     and row["ran_twice"] == 0 for per in lost.values() for kind, row in per.items())
+                 and not any(bound.values()))
     if aof:
         kept = {r["round"]: {"queued": r["by_kind"]["queued"], "result": r["by_kind"]["result"]}
                 for r in aof}
@@ -156,11 +161,22 @@ def check_hung(ev: Evidence, hung: dict[str, Any]) -> None:
              and default["returned_at"] >= hung["resumed_at"] and default["runs"] == 1)
     timed = hung["sends"]["socket_timeout"]
     ev.check("a_socket_timeout_makes_the_send_give_up",
-             f"with broker_transport_options socket_timeout={hung['socket_timeout_s']:g} s the send "
-             "gives up while the broker is still hung: an exception the caller can handle, and the "
-             "task was never sent",
+             f"with broker_transport_options socket_timeout={hung['socket_timeout_s']:g} s a client "
+             "that is opening its connection gives up while the broker is still hung (the handshake "
+             "times out): an exception the caller can handle, and the task never sent",
              {k: timed[k] for k in ("finished", "seconds", "raised", "runs")}
              | {"pause_s": hung["pause_s"]},
              "raised before the resume; never ran",
              timed["finished"] and timed["raised"] is not None and timed["returned_at"] is not None
              and timed["returned_at"] < hung["resumed_at"] and timed["runs"] == 0)
+    warm = hung["sends"]["socket_timeout_warm"]
+    ev.check("a_send_that_timed_out_may_still_be_delivered",
+             "the same client with its connection already open gives up too, but its command was "
+             "already written to the socket: the broker runs it when it resumes, so a task the "
+             "caller was told had failed runs anyway, and retrying on that exception would run it "
+             "twice",
+             {k: warm[k] for k in ("finished", "seconds", "raised", "runs")}
+             | {"warm_up_send_ran": hung["warm_up_send"]["runs"]},
+             "raised before the resume; ran once after it",
+             warm["finished"] and warm["raised"] is not None and warm["returned_at"] is not None
+             and warm["returned_at"] < hung["resumed_at"] and warm["runs"] == 1)

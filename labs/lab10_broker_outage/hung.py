@@ -1,8 +1,9 @@
 """Lab 10, part 3: a hung broker. SIGSTOP freezes redis-server: its sockets stay open and the
 kernel still accepts connections, but nothing answers. A task already running in the pool goes
-on (it records to the record store, not to the broker); the worker logs nothing; two clients
-begin a send while it is hung: one with the default settings (no socket timeout), one with
-``socket_timeout``. Then SIGCONT, and what each did is read back, the tasks' runs counted."""
+on (it records to the record store, not to the broker); the worker logs nothing; three clients
+begin a send while it is hung: one with the default settings (no socket timeout), two with
+``socket_timeout``, one of them with its connection already open (it sent a task before). Then
+SIGCONT, and what each did is read back, the tasks' runs counted."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from labkit.polling import wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab10_broker_outage import restart
-from labs.lab10_broker_outage.publish import CLIENT_QUEUE, HUNG_CLIENTS, HUNG_SOCKET_TIMEOUT_S, send
+from labs.lab10_broker_outage.publish import CLIENT_QUEUE, HUNG_CLIENTS, HUNG_SOCKET_TIMEOUT_S, WARM, send
 from labs.lab10_broker_outage.tasks import COUNTS, RUNS, job
 
 
@@ -29,6 +30,7 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
     sends: dict[str, Any] = {}
     with ExitStack() as stack:
         apps = {name: stack.enter_context(s.client_app(settings)) for name, settings in HUNG_CLIENTS.items()}
+        warmed = send(apps[WARM], timeout)  # its connection open before the broker hangs
         broker_control.pause(s.broker)
         paused_at = time.time()
         try:
@@ -38,14 +40,14 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
                 thread.start()
             time.sleep(max(0.0, paused_at + pause_s - time.time()))
         finally:
+            resumed_at = time.time()  # before SIGCONT: nothing the broker does can precede it
             broker_control.resume(s.broker)
-        resumed_at = time.time()
         for thread in threads:
             thread.join(timeout + pause_s)
     lines_while_hung = [line for t, line in restart.log_lines(worker, mark) if t is None or t < resumed_at]
     sentinel = job.apply_async((-4, label), queue=CLIENT_QUEUE).id
-    wait_for(lambda: s.counts(COUNTS).get(sentinel, 0) >= 1, timeout,
-                  "the worker did not consume after the broker resumed")
+    wait_for(lambda: any(r["id"] == sentinel for r in s.records(RUNS)), timeout,
+             "the worker did not consume after the broker resumed")
     counts = s.counts(COUNTS)
     runs = {r["id"]: r for r in s.records(RUNS) if r.get("label") in (label, "client")}
     ended = runs.get(running, {}).get("t")
@@ -57,5 +59,6 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
         "worker_log_while_hung": {"lines": len(lines_while_hung),
                                   "lost": sum(restart.LOST in line for line in lines_while_hung)},
         "sends": {name: {**out, "runs": counts.get(out["task_id"], 0)} for name, out in sends.items()},
-        "sentinel_started_after_resume_s": (runs.get(sentinel, {}).get("started", resumed_at) - resumed_at),
+        "warm_up_send": {**warmed, "runs": counts.get(warmed["task_id"], 0)},
+        "sentinel_started_after_resume_s": runs[sentinel]["started"] - resumed_at,
     }

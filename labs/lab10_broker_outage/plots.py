@@ -85,12 +85,15 @@ def client(run_dir: Path) -> Figure:
     data = json.loads((run_dir / "client.json").read_text())
     stopped, hung = data["stopped"], data["hung"]
     rows = [(f"stopped: {name}", stopped[name]) for name in ("default", "no_retry", "keeps_result")]
-    rows += [(f"hung: {name}", hung["sends"][name]) for name in ("default", "socket_timeout")]
-    fig, (ax,) = new_figure(9, 3.6)
+    rows += [(f"hung: {name}", hung["sends"][name]) for name in ("default", "socket_timeout",
+                                                                  "socket_timeout_warm")]
+    fig, (ax,) = new_figure(9, 4.0)
     for y, (_, send) in enumerate(rows):
         seconds = send["seconds"] if send["seconds"] is not None else 0
         ax.barh(y, seconds, color="tab:red" if send["raised"] else "tab:green")
-        ax.text(seconds, y, f" {send['raised'] or 'sent'} after {seconds:.2f} s", va="center", fontsize=8)
+        ran = f"; ran {send['runs']}x" if "runs" in send else ""
+        ax.text(seconds, y, f" {send['raised'] or 'sent'} after {seconds:.2f} s{ran}", va="center",
+                fontsize=8)
     ax.axvline(hung["pause_s"], color="gray", linestyle="--",
                label=f"the hung broker resumed ({hung['pause_s']:g} s)")
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])

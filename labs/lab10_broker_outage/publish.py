@@ -16,6 +16,7 @@ from celery import Celery
 from celery.app.defaults import DEFAULTS
 
 from labkit import bounded
+from labkit.broker import CONNECT_TIMEOUT
 from labkit.session import LabSession
 
 CELERY_PUBLISH_POLICY = dict(DEFAULTS["task_publish_retry_policy"])  # Celery's own default
@@ -76,11 +77,21 @@ def while_stopped(s: LabSession, timeout: float) -> dict[str, Any]:
     return out
 
 
-HUNG_CLIENTS = {
-    "default": {"task_publish_retry_policy": CELERY_PUBLISH_POLICY},
-    "socket_timeout": {"task_publish_retry_policy": CELERY_PUBLISH_POLICY,
-                       "broker_transport_options": {"socket_timeout": HUNG_SOCKET_TIMEOUT_S}},
-}
+WARM = "socket_timeout_warm"  # the socket_timeout client again, its connection already open
+
+
+def _timed(connect_timeout: float) -> dict[str, Any]:
+    return {"task_publish_retry_policy": CELERY_PUBLISH_POLICY,
+            "broker_transport_options": {"socket_timeout": HUNG_SOCKET_TIMEOUT_S,
+                                         "socket_connect_timeout": connect_timeout}}
+
+
+# kombu keeps one connection pool per set of connection settings, shared by every app in the
+# process: the warm client gets a pool of its own through a connect timeout that plays no part
+# here (a hung Redis still accepts the TCP connection at once), or the fresh client could be
+# handed the warm connection.
+HUNG_CLIENTS = {"default": {"task_publish_retry_policy": CELERY_PUBLISH_POLICY},
+                "socket_timeout": _timed(CONNECT_TIMEOUT), WARM: _timed(CONNECT_TIMEOUT + 1)}
 
 
 def hung_send_bound_s() -> float:

@@ -153,6 +153,10 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
         places = Counter(where_tasks_are(s, queue, waiting).values())
         raise TimeoutError(f"{exc}: {dict(places)}") from None
     before = where_tasks_are(s, queue, {i for ids in sent.values() for i in ids})
+    # which job the worker reserved and which waits in the list is read, not assumed
+    jobs = sent["prefetched"] + sent["queued"]
+    sent["prefetched"] = [i for i in jobs if before[i] == "unacked"]
+    sent["queued"] = [i for i in jobs if before[i] == "queued"]
 
     mark = log_size(worker)
     down_at = time.time()
@@ -161,6 +165,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     noticed = wait_for_log(worker, mark, CANNOT, timeout)  # lost, cleaned up, a reconnect refused
     start_s = broker_control.start_again(s.broker, timeout)
     up_at = time.time()
+    bound_after_restart = _bound(s, queue)  # before the worker is back: what Redis kept
     set_gate(s, gate)
     wait_for(lambda: _bound(s, queue), timeout, "the worker did not declare its queue again")
     sentinel = job.apply_async((-2, label), queue=queue).id
@@ -183,6 +188,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
         "by_kind": summarise(sent, before, after, counts),
         "stop_s": stop_s, "start_s": start_s, "down_at": down_at, "up_at": up_at,
         "outage_s": up_at - down_at, "worker_noticed": noticed,
+        "binding_after_restart": bound_after_restart,
         "log": {"lost": sum(LOST in line for _, line in lines),
                 "cannot_connect": sum(CANNOT in line for _, line in lines),
                 "retry_delays_s": retries,

@@ -17,6 +17,8 @@ import time
 import uuid
 from typing import Any
 
+import psutil
+
 from labkit import broker_control
 from labkit.polling import poll_until, wait_for
 from labkit.session import LabSession
@@ -26,6 +28,22 @@ from labs.lab10_broker_outage.tasks import COUNTS, hold, job
 
 QUEUE = "lab10_room"
 PREFETCH = 2  # multiplier, with one pool slot: room for one more message than it reserves
+
+
+def blocked_in_brpop(s: LabSession, worker: Worker) -> str | None:
+    """The worker's own connection that Redis shows blocked in BRPOP (CLIENT LIST: cmd=brpop,
+    flag b), matched by the worker's local TCP ports; None if there is none right now."""
+    try:
+        ports = {c.laddr.port for c in psutil.Process(worker.pid).net_connections(kind="tcp")
+                 if c.raddr and c.raddr.port == s.broker.server.port}
+    except psutil.Error:
+        return None
+    with s.broker.client() as r:
+        for client in r.client_list():
+            if (client.get("cmd") == "brpop" and "b" in client.get("flags", "")
+                    and int(client["addr"].rsplit(":", 1)[1]) in ports):
+                return client["addr"]
+    return None
 
 
 def room_round(s: LabSession, worker: Worker, window_s: float, timeout: float) -> dict[str, Any]:
@@ -39,6 +57,8 @@ def room_round(s: LabSession, worker: Worker, window_s: float, timeout: float) -
     reserved = job.apply_async((300, label), queue=QUEUE).id
     wait_for(lambda: restart.where_tasks_are(s, QUEUE, {reserved})[reserved] == "unacked", timeout,
              "the worker did not reserve its second message")
+    # the precondition, established rather than assumed: this worker blocked in a BRPOP now
+    blocked = wait_for(lambda: blocked_in_brpop(s, worker), timeout, "the worker did not block in BRPOP")
     mark = restart.log_size(worker)
     down_at = time.time()
     broker_control.stop(s.broker, signal.SIGKILL, timeout)
@@ -50,8 +70,8 @@ def room_round(s: LabSession, worker: Worker, window_s: float, timeout: float) -
     consumed = poll_until(lambda: s.counts(COUNTS).get(sentinel), window_s)
     lines = [line for _, line in restart.log_lines(worker, mark)]
     gave_up = next((line for line in lines if restart.UNRECOVERABLE in line), None)
-    return {"prefetch_multiplier": PREFETCH, "window_s": window_s, "down_at": down_at,
-            "up_at": up_at,
+    return {"prefetch_multiplier": PREFETCH, "blocked_in_brpop": blocked, "window_s": window_s,
+            "down_at": down_at, "up_at": up_at,
             "holder_runs": s.counts(COUNTS).get(holder, 0),
             "sentinel_consumed_within_window": bool(consumed),
             "unrecoverable": gave_up[gave_up.index(restart.UNRECOVERABLE):][:200] if gave_up else None,

@@ -44,6 +44,7 @@ def a_round(name: str, aof: bool) -> dict[str, Any]:
             "sent": sent, "after": after, "executions": counts,
             "by_kind": restart.summarise(sent, {}, after, counts),
             "holder_released": True, "worker_noticed": True, "down_at": T0, "up_at": T0 + 0.1,
+            "binding_after_restart": aof,
             "outage_s": 0.1, "sentinel_ran": 1, "first_start_after_up_s": 1.95,
             "log": {"lost": 1, "cannot_connect": 1, "retry_delays_s": [2.0], "connected_at": T0 + 2.0}}
 
@@ -68,11 +69,14 @@ def test_a_real_run_holds(tmp_path):
     assert [f.holds for f in ev.findings] == [True] * 6
 
 
-@pytest.mark.parametrize("change", ["a_queued_task_survived", "a_result_survived", "an_eta_task_ran"])
+@pytest.mark.parametrize("change", ["a_queued_task_survived", "a_result_survived", "an_eta_task_ran",
+                                    "the_binding_survived"])
 def test_a_plain_redis_that_kept_something_fails(tmp_path, change):
     rs = rounds()
     plain = rs[0]
-    if change == "a_queued_task_survived":
+    if change == "the_binding_survived":
+        plain["binding_after_restart"] = True
+    elif change == "a_queued_task_survived":
         i = plain["sent"]["queued"][0]
         plain["after"][i], plain["executions"][i] = "result", 1
     elif change == "a_result_survived":
@@ -234,7 +238,11 @@ def hung_() -> dict[str, Any]:
                                   "returned_at": resumed + 0.01, "raised": None, "runs": 1},
                       "socket_timeout": {"task_id": "t", "finished": True, "seconds": 1.42,
                                          "returned_at": paused + 1.42, "raised": "OperationalError",
-                                         "runs": 0}},
+                                         "runs": 0},
+                      "socket_timeout_warm": {"task_id": "w", "finished": True, "seconds": 1.62,
+                                              "returned_at": paused + 1.62, "raised": "OperationalError",
+                                              "runs": 1}},
+            "warm_up_send": {"task_id": "u", "finished": True, "raised": None, "runs": 1},
             "sentinel_started_after_resume_s": 0.18}
 
 
@@ -252,6 +260,8 @@ def test_the_measured_hung_broker_holds(tmp_path):
     ("default_never_ran", "a_send_to_a_hung_broker_waits_for_it"),
     ("timeout_waited", "a_socket_timeout_makes_the_send_give_up"),
     ("timeout_sent_anyway", "a_socket_timeout_makes_the_send_give_up"),
+    ("warm_never_delivered", "a_send_that_timed_out_may_still_be_delivered"),
+    ("warm_waited", "a_send_that_timed_out_may_still_be_delivered"),
 ])
 def test_a_hung_broker_that_behaved_otherwise_fails(tmp_path, change, finding):
     h = hung_()
@@ -267,8 +277,12 @@ def test_a_hung_broker_that_behaved_otherwise_fails(tmp_path, change, finding):
         h["sends"]["default"]["runs"] = 0
     elif change == "timeout_waited":
         h["sends"]["socket_timeout"].update(raised=None, returned_at=h["resumed_at"] + 0.01)
-    else:
+    elif change == "timeout_sent_anyway":
         h["sends"]["socket_timeout"]["runs"] = 1
+    elif change == "warm_never_delivered":
+        h["sends"]["socket_timeout_warm"]["runs"] = 0
+    else:
+        h["sends"]["socket_timeout_warm"].update(raised=None, returned_at=h["resumed_at"] + 0.01)
     ev = evidence(tmp_path)
     checks.check_hung(ev, copy.deepcopy(h))
     assert_only_fails(ev, finding)
