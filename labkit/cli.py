@@ -19,6 +19,7 @@ from pathlib import Path
 from labkit import catalog
 from labkit.errors import SetupError
 from labkit.lab import Lab
+from labkit.params import Param
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,8 +124,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{'':<22} wall time: {lab.wall_time}")
         for name, p in lab.params.items():
             quick = f", --quick {p.quick}" if p.quick is not None else ""
-            print(f"{'':<22}   {name}={p.default}{quick}  {p.help}")
+            print(f"{'':<22}   {name}={p.default}{quick}{param_range(p)}  {p.help}")
     return 0
+
+
+def param_range(p: Param) -> str:
+    """`` [min 1, max 8]``: the declared range a value must fall in (every legal value is one
+    the lab's verdicts hold at); empty where none is declared."""
+    bounds = [f"{word} {value:g}" for word, value in (("min", p.min), ("max", p.max)) if value is not None]
+    return f" [{', '.join(bounds)}]" if bounds else ""
 
 
 def cmd_run(args: argparse.Namespace) -> int:

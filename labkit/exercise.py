@@ -47,6 +47,7 @@ class Exercise:
     hints: dict[str, str] = field(default_factory=dict)  # check id -> the concept to look at
     params: dict[str, Param] = field(default_factory=dict)
     measures_speed: bool = False  # graded by throughput: never beside another grading run
+    embedded_only: bool = False  # it stops or restarts its broker: refused on an external Redis
 
     @property
     def number(self) -> str:
@@ -156,7 +157,7 @@ def grading_lab(exercise: Exercise, path: Path) -> Lab:
         exercise.grade(session, learner)
 
     return Lab(id=f"{exercise.lab_id}_exercise", title=f"Exercise {exercise.number}: {exercise.task}",
-               measure=measure, params=exercise.params)
+               measure=measure, params=exercise.params, embedded_only=exercise.embedded_only)
 
 
 def check(exercise: Exercise, path: Path, broker: str | None = None,

@@ -67,6 +67,8 @@ def test_list_names_every_lab_by_number_and_name(tmp_path):
     assert proc.returncode == 0
     assert "01_hello_world" in proc.stdout
     assert "sequential=200, --quick 50" in proc.stdout
+    assert "prefetched=2 [min 1, max 8]" in proc.stdout  # the declared range: the legal values
+    assert "timeout=30.0 [min 10]" in proc.stdout
 
 
 def test_env_prints_the_three_variables_a_worker_reads(tmp_path):

@@ -165,9 +165,9 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     noticed = wait_for_log(worker, mark, CANNOT, timeout)  # lost, cleaned up, a reconnect refused
     start_s = broker_control.start_again(s.broker, timeout)
     up_at = time.time()
-    bound_after_restart = _bound(s, queue)  # before the worker is back: what Redis kept
+    bound_after_restart = queue_is_bound(s, queue)  # before the worker is back: what Redis kept
     set_gate(s, gate)
-    wait_for(lambda: _bound(s, queue), timeout, "the worker did not declare its queue again")
+    wait_for(lambda: queue_is_bound(s, queue), timeout, "the worker did not declare its queue again")
     sentinel = job.apply_async((-2, label), queue=queue).id
     wait_for(lambda: any(r["id"] == sentinel for r in _runs(s, label)), timeout,
           "the sentinel sent after the restart did not run")
@@ -207,7 +207,7 @@ def _settled(s: LabSession, queue: str, waiting: set[str], sizes: dict[str, int]
             and unacked == sizes["prefetched"] + sizes["eta"])
 
 
-def _bound(s: LabSession, queue: str) -> bool:
+def queue_is_bound(s: LabSession, queue: str) -> bool:
     """The worker's queue is bound again (a Redis that kept nothing lost the bindings too, and a
     task sent to an unbound queue is dropped)."""
     with s.broker.client() as r:

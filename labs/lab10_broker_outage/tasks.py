@@ -34,6 +34,7 @@ def hold(self, gate: str, timeout: float, label: str = "") -> str:
     record_attempt(self, RUNS, label=label, n=-1, started=started, role="hold", phase="started")
     while not client.exists(gate) and time.time() - started < timeout:
         time.sleep(0.01)
+    released = bool(client.exists(gate))
     record_attempt(self, RUNS, label=label, n=-1, started=started, role="hold", phase="finished",
-                   released=bool(client.exists(gate)))
-    return "released"
+                   released=released)
+    return "released" if released else "timed out"
