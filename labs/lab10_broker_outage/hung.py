@@ -44,7 +44,8 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
             broker_control.resume(s.broker)
         for thread in threads:
             thread.join(timeout + pause_s)
-    lines_while_hung = [line for t, line in restart.log_lines(worker, mark) if t is None or t < resumed_at]
+    lines_while_hung = [line for t, line in restart.log_lines(worker, mark)
+                        if t is None or paused_at <= t < resumed_at]
     sentinel = job.apply_async((-4, label), queue=CLIENT_QUEUE).id
     wait_for(lambda: any(r["id"] == sentinel for r in s.records(RUNS)), timeout,
              "the worker did not consume after the broker resumed")
@@ -56,7 +57,7 @@ def hung(s: LabSession, worker: Worker, pause_s: float, timeout: float) -> dict[
         "socket_timeout_s": HUNG_SOCKET_TIMEOUT_S,
         "running_task": {"id": running, "runs": counts.get(running, 0), "ended_at": ended,
                          "ended_while_hung": ended is not None and paused_at < ended < resumed_at},
-        "worker_log_while_hung": {"lines": len(lines_while_hung),
+        "worker_log_while_hung": {"lines": len(lines_while_hung), "first_lines": lines_while_hung[:5],
                                   "lost": sum(restart.LOST in line for line in lines_while_hung)},
         "sends": {name: {**out, "runs": counts.get(out["task_id"], 0)} for name, out in sends.items()},
         "warm_up_send": {**warmed, "runs": counts.get(warmed["task_id"], 0)},
