@@ -484,3 +484,20 @@ def test_without_a_control_the_prefork_half_is_not_decided(ev: Evidence) -> None
     assert finding.holds and "no control" in finding.expected
     assert finding.measured["plain_processes_speedup"] is None
 
+
+
+# --- exercise 07's IO check: a target the worker's own ceiling can reach ------------------------
+
+@pytest.mark.parametrize(("rate", "rss", "ceiling", "holds"), [
+    (200, 100, 300, True),    # 150 tasks/s reached
+    (100, 100, 300, False),   # too few slots: well under a ceiling that allowed 150
+    (100, 100, 150, True),    # a slow green worker (a 150/s ceiling): 0.6 of it is 90
+    (60, 100, 150, False),    # under 0.6 of even that
+    (200, 500, 300, False),   # too much memory
+])
+def test_exercise_07_io_target_follows_the_workers_own_ceiling(tmp_path, rate, rss, ceiling, holds):
+    from labs.lab07_pools import grade
+
+    ev = Evidence(tmp_path)
+    grade.check_io(ev, rate, rss, ceiling)
+    assert ev.finding("io_reaches_its_target").holds is holds
