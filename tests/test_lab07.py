@@ -1,4 +1,6 @@
-"""Lab 07 end to end on a small sweep with parameters other than the defaults."""
+"""Lab 07 end to end toward the extremes of its declared ranges (one and four processes, one and
+64 greenlets, 300 no-op tasks, the shortest limits); its notebook runs a small sweep at other
+values. It is not among tests/test_param_extremes.py's runs: this is that run."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from labs.lab07_pools import plots
 from tests.conftest import assert_held, declare_run
 from tests.figures import assert_figures_read_at_a_glance
 
-PARAMS = ["pools=prefork,threads,gevent,solo", "process_concurrency=1,2", "green_concurrency=1,24",
-          "latency=0.04", "cpu_ms=25", "per_slot=2", "soft_limit=0.4", "hard_limit=0.9",
-          "long_s=0.8", "shorts=10"]
+PARAMS = ["pools=prefork,threads,gevent", "process_concurrency=1,4", "green_concurrency=1,64",
+          "latency=0.04", "cpu_ms=5", "per_slot=1", "noop_tasks=300", "long_s=0.3", "shorts=4",
+          "soft_limit=0.1", "hard_limit=0.2"]
 
 FINDINGS = {
     "a_prefork_slot_costs_a_process_of_memory",
@@ -27,7 +29,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=115)
+RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=90)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,7 @@ def test_every_finding_holds(lab07):
 def test_the_sweep_as_measured(lab07):
     _, result, _ = lab07
     f = {x["id"]: x["measured"] for x in result["findings"]}
-    assert set(f["concurrency_one_runs_one_task_at_a_time"]) == {"prefork", "threads", "gevent",
-                                                                 "solo"}
+    assert set(f["concurrency_one_runs_one_task_at_a_time"]) == {"prefork", "threads", "gevent"}
     assert f["prefork_enforces_soft_and_hard_time_limits"]["exception"] == "TimeLimitExceeded"
     assert f["prefetch_holds_short_tasks_behind_a_long_one"]["stuck_with_multiplier_1_acks_late"] == 0
     choose = result["measurements"]["choose"]
@@ -55,14 +56,14 @@ def test_the_sweep_as_measured(lab07):
 def test_the_bound_and_the_ceiling_as_measured(lab07):
     _, result, _ = lab07
     m = result["measurements"]
-    assert set(m["ceiling_tasks_per_s"]) == {"prefork", "threads", "gevent", "solo"}
+    assert set(m["ceiling_tasks_per_s"]) == {"prefork", "threads", "gevent"}
     rows = {(r["pool"], r["concurrency"], r["workload"]): r for r in m["bound_rows"]}
-    assert len(rows) == 3 * 7  # prefork 1, 2; threads 1, 2; gevent 1, 24; solo
+    assert len(rows) == 3 * 6  # prefork 1, 4; threads 1, 4; gevent 1, 64
     for r in rows.values():
         assert r["bound"] == min(r["ideal"], r["ceiling"])
-    # one green worker at 24 x 40 ms is held by its ceiling: a second process adds to it
-    green = rows[("gevent", 24, "io")]
-    assert green["ideal"] == 600 and green["throughput"] <= 2.0 * green["ceiling"]
+    # one green worker at 64 x 40 ms is held by its ceiling: a second process adds to it
+    green = rows[("gevent", 64, "io")]
+    assert green["ideal"] == 1600 and green["throughput"] <= 2.0 * green["ceiling"]
     assert m["two_workers"]["throughput"] > green["throughput"]
     # events' cost is one no-op drain against another: on a noisy run it can come out at or
     # below zero (the finding then says no share was measured); never a whole rate
