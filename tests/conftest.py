@@ -91,6 +91,7 @@ class Declared(NamedTuple):
     lab_id: str
     command: list[str]
     expected_s: float  # about how long it runs: the longest start first, so the lanes end together
+    alone: bool  # it measures throughput against the machine's spare cores: nothing beside it
 
 
 DECLARED: dict[str, Declared] = {}
@@ -99,23 +100,27 @@ RUN_TIMEOUT = 300.0
 
 
 def declare_run(key: str, lab_id: str, *args: str, params: Sequence[str] = (),
-                script: bool = False, expected_s: float = 20.0) -> str:
+                script: bool = False, expected_s: float = 20.0, alone: bool = False) -> str:
     """A lab run a test module needs, declared when the module is collected: the session's
     ``lab_runs`` runs every declared one, two at a time, the first time a test asks for any."""
-    DECLARED[key] = Declared(lab_id, lab_command(lab_id, *args, params=params, script=script), expected_s)
+    DECLARED[key] = Declared(lab_id, lab_command(lab_id, *args, params=params, script=script),
+                             expected_s, alone)
     return key
 
 
 @pytest.fixture(scope="session")
 def lab_runs(tmp_path_factory) -> dict[str, LabRun]:
-    """Every declared run, each in its own results directory, the longest first and the next
-    started as soon as a lane is free; each bounded by RUN_TIMEOUT."""
-    pending = sorted(DECLARED.items(), key=lambda item: -item[1].expected_s)
+    """Every declared run, each in its own results directory: those that run alone first, then
+    the longest first, the next started as soon as a lane is free; each bounded by RUN_TIMEOUT."""
+    pending = sorted(DECLARED.items(), key=lambda item: (not item[1].alone, -item[1].expected_s))
     running: list[tuple[str, subprocess.Popen, Path, float]] = []
     done: dict[str, LabRun] = {}
     try:
         while pending or running:
             while pending and len(running) < LANES:
+                alone_now = any(DECLARED[key].alone for key, *_ in running)
+                if alone_now or (pending[0][1].alone and running):
+                    break  # a run that measures throughput has the machine to itself
                 key, declared = pending.pop(0)
                 results = tmp_path_factory.mktemp(key)
                 # output to files, not pipes: a lab prints more than a pipe holds while it waits

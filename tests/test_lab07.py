@@ -29,7 +29,8 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=90)
+RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=90,
+                  alone=True)  # two worker processes against one need the second core free
 
 
 @pytest.fixture(scope="module")
