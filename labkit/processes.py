@@ -40,6 +40,7 @@ class ManagedProcess:
     popen: subprocess.Popen
     log_path: Path
     _log_file: object = field(repr=False, default=None)
+    seen: dict[int, psutil.Process] = field(repr=False, default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -49,10 +50,14 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def descendants(self) -> list[psutil.Process]:
+        """Its children now; each one seen is remembered (``seen``), so that reaping still finds a
+        pool child whose parent was SIGKILLed first (an orphan no longer shows as a child)."""
         try:
-            return psutil.Process(self.pid).children(recursive=True)
+            found = psutil.Process(self.pid).children(recursive=True)
         except psutil.Error:
             return []
+        self.seen.update({p.pid: p for p in found})
+        return found
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -122,7 +127,9 @@ class ProcessRegistry:
             if proc.alive():
                 with contextlib.suppress(psutil.Error):
                     families.append(psutil.Process(proc.pid))
-            families += proc.descendants()
+            proc.descendants()
+            # psutil's is_running() also checks the create time: a reused pid is not ours
+            families += [p for p in proc.seen.values() if p.is_running()]
             if proc.alive():
                 proc.signal_group(term)
                 proc.signal_group(signal.SIGCONT)  # a stopped process acts on ``term`` only once resumed

@@ -13,6 +13,7 @@ from labkit.exercise import EXERCISES_ENV, all_exercises
 from tests.conftest import REPO, cli_env
 
 EXERCISES = {ex.number: ex for ex in all_exercises()}
+TOO_BUSY = "not graded: this machine is too busy"  # labs/lab07_pools/grade.py's refusal
 
 
 def celery_lab(*args: str, env: dict[str, str]) -> subprocess.Popen:
@@ -66,10 +67,15 @@ def test_a_starter_is_not_yet_exit_1_with_a_hint_per_failed_check(tmp_path):
 @pytest.mark.parametrize("number", list(EXERCISES))
 def test_the_solution_passes_every_check(solved, number):
     code, output = solved[number]
-    assert code == 0, output
-    assert "not yet" not in output
-    checks = [line for line in output.splitlines() if line.startswith("passed")]
-    assert len(checks) >= 2, output
+    lines = output.splitlines()
+    # a grader that measures against this machine's spare cores may refuse one check, saying so
+    # (Exercise 07's CPU check on a machine too busy to tell processes from threads): that is no
+    # verdict on the solution; every other check must pass
+    refused = [line for line in lines if line.startswith("not yet") and TOO_BUSY in line]
+    verdicts = [line for line in lines if line.startswith(("passed", "not yet")) and line not in refused]
+    assert code == 0 or refused, output
+    assert verdicts and all(v.startswith("passed") for v in verdicts), output
+    assert len(verdicts) + len(refused) >= 2, output
 
 
 def test_exercise_list_names_every_exercise_with_a_time_box():
