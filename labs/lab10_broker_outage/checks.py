@@ -8,10 +8,6 @@ from typing import Any
 from labkit.evidence import Evidence
 
 
-def _kind(rounds: list[dict[str, Any]], kind: str) -> dict[str, dict[str, int]]:
-    return {r["round"]: r["by_kind"][kind] for r in rounds}
-
-
 # -- part 1: a restart ----------------------------------------------------------------------------
 def check_restarts(ev: Evidence, rounds: list[dict[str, Any]]) -> None:
     plain = [r for r in rounds if r["persistence"].get("appendonly") != "yes"]

@@ -185,7 +185,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
         "worker": worker.hostname, "queue": queue,
         "sent": sent, "before": before, "after": after,
         "executions": {i: counts.get(i, 0) for ids in sent.values() for i in ids},
-        "by_kind": summarise(sent, before, after, counts),
+        "by_kind": summarise(sent, after, counts),
         "stop_s": stop_s, "start_s": start_s, "down_at": down_at, "up_at": up_at,
         "outage_s": up_at - down_at, "worker_noticed": noticed,
         "binding_after_restart": bound_after_restart,
@@ -214,9 +214,9 @@ def queue_is_bound(s: LabSession, queue: str) -> bool:
         return bool(r.exists(s.broker.key(f"_kombu.binding.{queue}")))
 
 
-def summarise(sent: dict[str, list[str]], before: dict[str, str], after: dict[str, str],
+def summarise(sent: dict[str, list[str]], after: dict[str, str],
               counts: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Per kind: how many were sent, where they were before, and after the restart: ran once,
+    """Per kind (read from Redis before the restart, see one_round): how many were sent, and after the restart: ran once,
     ran twice or more, never ran and still waiting in the broker (stranded), never ran and gone
     (lost); and for results, kept or gone."""
     out = {}

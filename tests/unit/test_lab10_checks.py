@@ -42,7 +42,7 @@ def a_round(name: str, aof: bool) -> dict[str, Any]:
     persistence = {"appendonly": "yes", "appendfsync": "everysec"} if aof else {"appendonly": "no"}
     return {"round": name, "persistence": persistence, "signal": "SIGKILL" if aof else "SIGTERM",
             "sent": sent, "after": after, "executions": counts,
-            "by_kind": restart.summarise(sent, {}, after, counts),
+            "by_kind": restart.summarise(sent, after, counts),
             "holder_released": True, "worker_noticed": True, "down_at": T0, "up_at": T0 + 0.1,
             "binding_after_restart": aof,
             "outage_s": 0.1, "sentinel_ran": 1, "first_start_after_up_s": 1.95,
@@ -57,7 +57,7 @@ STRANDED = "prefetched_and_eta_tasks_are_stranded_until_the_visibility_timeout"
 
 
 def rerun(rnd: dict[str, Any]) -> None:
-    rnd["by_kind"] = restart.summarise(rnd["sent"], {}, rnd["after"], rnd["executions"])
+    rnd["by_kind"] = restart.summarise(rnd["sent"], rnd["after"], rnd["executions"])
 
 
 # --- part 1: restarts ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_summarise_sorts_each_task_into_one_outcome():
     sent = {"queued": ["a", "b", "c", "d"], "result": ["r"]}
     after = {"a": "result", "b": "queued", "c": "absent", "d": "result", "r": "absent"}
     counts = {"a": 1, "d": 2, "r": 1}
-    out = restart.summarise(sent, {}, after, counts)
+    out = restart.summarise(sent, after, counts)
     assert out["queued"] == {"sent": 4, "ran_once": 1, "ran_twice": 1, "stranded": 1, "lost": 1, "kept": 0}
     assert out["result"] == {"sent": 1, "ran_once": 1, "ran_twice": 0, "stranded": 0, "lost": 1, "kept": 0}
 
