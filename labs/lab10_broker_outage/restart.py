@@ -217,8 +217,8 @@ def queue_is_bound(s: LabSession, queue: str) -> bool:
 def summarise(sent: dict[str, list[str]], after: dict[str, str],
               counts: dict[str, int]) -> dict[str, dict[str, int]]:
     """Per kind (read from Redis before the restart, in one_round): how many were sent, and
-    after the restart: ran once, ran twice or more, never ran and still waiting in the broker (stranded), never ran and gone
-    (lost); and for results, kept or gone."""
+    after the restart: ran once, ran twice or more, never ran and still waiting in the broker
+    (stranded), never ran and gone (lost); and for results, kept or gone."""
     out = {}
     for kind, ids in sent.items():
         row = {"sent": len(ids), "ran_once": 0, "ran_twice": 0, "stranded": 0, "lost": 0, "kept": 0}
