@@ -17,6 +17,7 @@ import pytest
 from labkit.params import Params
 from labkit.session import LabSession
 from labs import REPO_ROOT as REPO
+from tests import board
 
 
 def _our_descendants() -> list[psutil.Process]:
@@ -85,67 +86,57 @@ def run_lab(results: Path, lab_id: str, *args: str, params: Sequence[str] = (),
     return read_run(results, lab_id, proc)
 
 
-# -- the lab runs the test modules declare, run two at a time -------------------------------------
+# -- the lab runs the test modules declare, on the test board (tests/board.py) -----------------
 
-class Declared(NamedTuple):
-    lab_id: str
-    command: list[str]
-    expected_s: float  # about how long it runs: the longest start first, so the lanes end together
-    alone: bool  # it measures throughput against the machine's spare cores: nothing beside it
-
-
-DECLARED: dict[str, Declared] = {}
-LANES = 2  # two labs at once: the busy machine every lab's margins must survive (notebooks too)
 RUN_TIMEOUT = 300.0
 
 
 def declare_run(key: str, lab_id: str, *args: str, params: Sequence[str] = (),
                 script: bool = False, expected_s: float = 20.0, alone: bool = False) -> str:
-    """A lab run a test module needs, declared when the module is collected: the session's
-    ``lab_runs`` runs every declared one, two at a time, the first time a test asks for any."""
-    DECLARED[key] = Declared(lab_id, lab_command(lab_id, *args, params=params, script=script),
-                             expected_s, alone)
-    return key
+    """A lab run a test module needs, declared when the module is collected: it runs on the
+    session's test board, two at a time with the other heavy jobs."""
+    argv = lab_command(lab_id, *args, params=params, script=script)
+
+    def run(workdir: Path) -> LabRun:
+        proc = board.command(argv, cli_env(workdir), REPO, workdir, RUN_TIMEOUT)
+        return read_run(workdir, lab_id, proc)
+
+    return board.declare(key, run, expected_s=expected_s, alone=alone)
 
 
 @pytest.fixture(scope="session")
-def lab_runs(tmp_path_factory) -> dict[str, LabRun]:
-    """Every declared run, each in its own results directory: those that run alone first, then
-    the longest first, the next started as soon as a lane is free; each bounded by RUN_TIMEOUT."""
-    pending = sorted(DECLARED.items(), key=lambda item: (not item[1].alone, -item[1].expected_s))
-    running: list[tuple[str, subprocess.Popen, Path, float]] = []
-    done: dict[str, LabRun] = {}
-    try:
-        while pending or running:
-            while pending and len(running) < LANES:
-                alone_now = any(DECLARED[key].alone for key, *_ in running)
-                if alone_now or (pending[0][1].alone and running):
-                    break  # a run that measures throughput has the machine to itself
-                key, declared = pending.pop(0)
-                results = tmp_path_factory.mktemp(key)
-                # output to files, not pipes: a lab prints more than a pipe holds while it waits
-                with (results / "stdout.txt").open("w") as out, (results / "stderr.txt").open("w") as err:
-                    proc = subprocess.Popen(declared.command, cwd=REPO, env=cli_env(results),
-                                            stdout=out, stderr=err)
-                running.append((key, proc, results, time.monotonic()))
-            for entry in list(running):
-                key, proc, results, began = entry
-                if proc.poll() is None and time.monotonic() - began < RUN_TIMEOUT:
-                    continue
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait(timeout=30)
-                completed = subprocess.CompletedProcess(
-                    proc.args, proc.returncode, (results / "stdout.txt").read_text(errors="replace"),
-                    (results / "stderr.txt").read_text(errors="replace"))
-                done[key] = read_run(results, DECLARED[key].lab_id, completed)
-                running.remove(entry)
-            time.sleep(0.1)
-    finally:
-        for _, proc, _, _ in running:
-            proc.kill()
-            proc.wait(timeout=30)
-    return done
+def test_board(request, tmp_path_factory) -> board.Board:
+    """Every heavy job the selected tests' modules declared, run once for the session (the first
+    test that reads it waits; its own timeout counts only its call, the board has its own
+    deadline)."""
+    modules = {item.module.__name__ for item in request.session.items if item.module is not None}
+    played = board.play(board.needed(modules),
+                        lambda key: tmp_path_factory.mktemp(key.replace("/", "-")))
+    TIMINGS.append(played.timings())
+    return played
+
+
+@pytest.fixture(scope="session")
+def lab_runs(test_board) -> board.Board:
+    return test_board
+
+
+TIMINGS: list[str] = []
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that reads the board waits for all of it in setup: its timeout counts its own call
+    only (the board is bounded by board.DEADLINE_S, each job by its own timeout)."""
+    for item in items:
+        if "test_board" in item.fixturenames:
+            marker = item.get_closest_marker("timeout")
+            seconds = marker.args[0] if marker and marker.args else 300
+            item.add_marker(pytest.mark.timeout(seconds, func_only=True), append=False)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for text in TIMINGS:
+        terminalreporter.write_line(text)
 
 
 def cli_env(results: Path) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Execute one notebook in a process of its own, so the notebook tier can run two at a time,
 each with its own environment (results directory, kernel path): ``python -m tests.run_notebook
-NOTEBOOK OUT [PARAMS_JSON]``. The executed notebook is written to OUT even when a cell fails."""
+NOTEBOOK OUT [SETUP_JSON]``, where SETUP_JSON is ``{"quick": bool, "params": ["key=value", ...]}``.
+The executed notebook is written to OUT even when a cell fails."""
 
 from __future__ import annotations
 
@@ -13,20 +14,24 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def with_params(nb, params: dict) -> None:
-    """Set the notebook's ``PARAMS = {}`` line to ``params``, as a reader edits it."""
+def with_setup(nb, quick: bool, params: list[str] | dict) -> None:
+    """Set the notebook's ``QUICK = True`` and ``PARAMS = {}`` lines, as a reader edits them
+    (the driver takes ``key=value`` strings as the command line does, or a dict)."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "PARAMS = {}" in cell.source:
-            cell.source = re.sub(r"^PARAMS = \{\}", f"PARAMS = {params!r}", cell.source,
-                                 flags=re.M)
+            source = re.sub(r"^PARAMS = \{\}", f"PARAMS = {params!r}", cell.source, flags=re.M)
+            source, found = re.subn(r"^QUICK = True", f"QUICK = {quick!r}", source, flags=re.M)
+            assert found == 1, "no QUICK = True line in the notebook's setup cell"
+            cell.source = source
             return
     raise AssertionError("no PARAMS = {} line in the notebook's setup cell")
 
 
-def main(source: str, out: str, params: str | None = None) -> int:
+def main(source: str, out: str, setup: str | None = None) -> int:
     nb = nbformat.read(source, as_version=4)
-    if params:
-        with_params(nb, json.loads(params))
+    if setup:
+        given = json.loads(setup)
+        with_setup(nb, given.get("quick", True), given.get("params", {}))
     client = NotebookClient(nb, timeout=240, kernel_name="python3",
                             resources={"metadata": {"path": str(Path(source).parent)}})
     try:

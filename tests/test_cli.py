@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from labkit.results import held, read_result
+from labs import packages
 from tests.conftest import REPO, cli_env
 
 CLI = [sys.executable, "-m", "labkit"]
@@ -60,6 +61,16 @@ def test_bad_lab_or_param_is_exit_2_with_one_line(tmp_path, args, needle):
     proc = _run(args, tmp_path)
     _assert_one_line_error(proc, needle)
     assert not (tmp_path / "01_hello_world").exists()  # nothing started, nothing written
+
+
+@pytest.mark.parametrize("package", packages())
+def test_every_driver_is_a_script_that_refuses_a_bad_param_in_one_line(tmp_path, package):
+    """``python -m labs.labNN.driver`` is ``celery-lab run NN``: the same parser, the same
+    exit 2 (the labs' full runs go through it in tests/test_param_extremes.py)."""
+    proc = subprocess.run([sys.executable, "-m", f"labs.{package}.driver", "--param", "no_such=1"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO, env=cli_env(tmp_path))
+    _assert_one_line_error(proc, "unknown param 'no_such'")
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
 
 
 def test_list_names_every_lab_by_number_and_name(tmp_path):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from labkit.exercise import EXERCISES_ENV, all_exercises
+from tests import board
 from tests.conftest import REPO, cli_env
 
 EXERCISES = {ex.number: ex for ex in all_exercises()}
@@ -21,37 +23,20 @@ def celery_lab(*args: str, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.fixture(scope="module")
-def solved(tmp_path_factory) -> dict[str, tuple[int, str]]:
-    """Every reference solution checked, two at a time (graders must hold on a busy machine
-    too), the next started as soon as a lane is free, except an exercise graded by throughput,
-    which runs alone. Every starter is checked by its lab's notebook ("Your turn",
-    tests/test_notebooks.py)."""
-    env = cli_env(tmp_path_factory.mktemp("results"))
-    out: dict[str, tuple[int, str]] = {}
-    pending = list(EXERCISES.items())
-    running: list[tuple[str, bool, subprocess.Popen]] = []
-    deadline = time.monotonic() + 600
-    while pending or running:
-        alone = any(speed for _, speed, _ in running)
-        while pending and not alone and len(running) < 2:
-            number, ex = pending[0]
-            if ex.measures_speed and running:
-                break  # it waits for the lanes to empty
-            pending.pop(0)
-            running.append((number, ex.measures_speed,
-                            celery_lab("check", number, "--file", str(ex.solution), env=env)))
-            alone = ex.measures_speed
-        finished = [entry for entry in running if entry[2].poll() is not None]
-        if not finished:
-            assert time.monotonic() < deadline, f"graders still running: {[n for n, _, _ in running]}"
-            time.sleep(0.2)
-            continue
-        for entry in finished:
-            running.remove(entry)
-            stdout, stderr = entry[2].communicate(timeout=30)
-            out[entry[0]] = (entry[2].returncode, stdout + stderr)
-    return out
+def _grade(number: str):
+    def run(workdir: Path) -> tuple[int, str]:
+        argv = [sys.executable, "-m", "labkit", "check", number, "--file", str(EXERCISES[number].solution)]
+        proc = board.command(argv, cli_env(workdir), REPO, workdir, timeout=300)
+        return proc.returncode, proc.stdout + proc.stderr
+    return run
+
+
+# Every reference solution checked on the test board, two at a time (graders must hold on a busy
+# machine too), except an exercise graded by throughput, which runs alone. Every starter is
+# checked by its lab's notebook ("Your turn", tests/test_notebooks.py).
+SOLVED = {number: board.declare(f"exercise-{number}", _grade(number), expected_s=15,
+                                alone=ex.measures_speed)
+          for number, ex in EXERCISES.items()}
 
 
 def test_a_starter_is_not_yet_exit_1_with_a_hint_per_failed_check(tmp_path):
@@ -65,8 +50,8 @@ def test_a_starter_is_not_yet_exit_1_with_a_hint_per_failed_check(tmp_path):
 
 
 @pytest.mark.parametrize("number", list(EXERCISES))
-def test_the_solution_passes_every_check(solved, number):
-    code, output = solved[number]
+def test_the_solution_passes_every_check(test_board, number):
+    code, output = test_board[SOLVED[number]]
     lines = output.splitlines()
     # a grader that measures against this machine's spare cores may refuse one check, saying so
     # (Exercise 07's CPU check on a machine too busy to tell processes from threads): that is no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -10,7 +11,8 @@ from labkit.broker import start_embedded
 from labkit.processes import ProcessRegistry
 from labkit.results import read_csv
 from labs.lab01_hello_world import plots
-from tests.conftest import LabRun, assert_held, run_lab
+from tests import board
+from tests.conftest import REPO, RUN_TIMEOUT, LabRun, assert_held, cli_env, lab_command, read_run
 from tests.figures import assert_figures_read_at_a_glance
 
 EXPECTED_FINDINGS = {
@@ -22,10 +24,6 @@ EXPECTED_FINDINGS = {
 }
 
 
-def _run_lab(results, *extra):
-    return run_lab(results, "01_hello_world", "--quick", *extra)
-
-
 class Hygiene(NamedTuple):
     """A Redis the run did not own, before and after it: someone else's keys and message."""
 
@@ -35,25 +33,35 @@ class Hygiene(NamedTuple):
     kept_queue: list[bytes]
 
 
-@pytest.fixture(scope="module")
-def lab01(tmp_path_factory) -> tuple[LabRun, Hygiene]:
+def _on_an_external_redis(workdir: Path) -> tuple[LabRun, Hygiene]:
     """The lab's run on an external Redis (a second embedded server standing in for a shared
     one, holding someone else's keys): its findings, and what it left there. The embedded path
     runs in the notebook, the extremes and ``make lab``."""
     registry = ProcessRegistry()
-    external = start_embedded(registry, tmp_path_factory.mktemp("external"))
+    external = start_embedded(registry, workdir / "external")
     try:
         with external.client() as r:
             r.set("someone:else", "keep me")
             r.lpush("celery", "a message that is not ours")
             before = set(r.keys("*"))
-        run = _run_lab(tmp_path_factory.mktemp("results"), "--broker", external.url,
-                       "--param", "sequential=30", "--param", "batch=500", "--param", "countdown=0.4")
+        argv = lab_command("01_hello_world", "--quick", "--broker", external.url,
+                           params=["sequential=30", "batch=500", "countdown=0.4"])
+        results = workdir / "results"
+        proc = board.command(argv, cli_env(results), REPO, workdir, RUN_TIMEOUT)
+        run = read_run(results, "01_hello_world", proc)
         with external.client() as r:
             hygiene = Hygiene(before, set(r.keys("*")), r.get("someone:else"), r.lrange("celery", 0, -1))
     finally:
         registry.reap_all()
     return run, hygiene
+
+
+EXTERNAL = board.declare("lab01-external-redis", _on_an_external_redis, expected_s=40)
+
+
+@pytest.fixture(scope="module")
+def lab01(test_board) -> tuple[LabRun, Hygiene]:
+    return test_board[EXTERNAL]
 
 
 def test_every_finding_holds_and_the_exit_code_says_so(lab01):

@@ -1,20 +1,17 @@
-"""Lab 02 end to end: retries, unacked_index, backoff and the visibility-timeout trap,
-with parameters other than the defaults so the findings are shown to follow Celery, not them."""
+"""Lab 02 end to end: retries, unacked_index, backoff and the visibility-timeout trap, with
+parameters other than the defaults so the findings are shown to follow Celery, not them, read
+from its notebook's run (tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from labs.lab02_retry import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
+from tests.notebook_runs import declare_notebook
 
-PARAMS = ["countdown=0.8", "fail_times=1", "others=3", "max_retries=1", "backoff_tasks=12",
-          "backoff_retries=2", "retry_backoff_max=1", "visibility_timeout=0.6",
-          "ratios=0.4,2.5", "trap_tasks=3"]
-
-
-RUN = declare_run("lab02", "02_retry", "--quick", params=PARAMS, script=True, expected_s=25)
+RUN = declare_notebook("02_retry")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Lab 03 end to end, with parameters other than the defaults."""
+"""Lab 03 end to end, with parameters other than the defaults, read from its notebook's run
+(tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import json
 import pytest
 
 from labs.lab03_bind_context import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["chain_length=5", "group_size=3", "fail_times=1", "steps=5", "step_s=0.1",
-          "poll_s=0.12", "secret=s3cr3t-value"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "argsrepr_is_not_encryption",
@@ -36,7 +35,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab03", "03_bind_context", params=PARAMS, expected_s=9)
+RUN = declare_notebook("03_bind_context")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Lab 04 end to end on a sub-matrix with parameters other than the defaults."""
+"""Lab 04 end to end on a sub-matrix with parameters other than the defaults, read from its
+notebook's run (tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ import sys
 import pytest
 
 from labs.lab04_acks_late import plots
-from tests.conftest import REPO, assert_held, cli_env, declare_run
+from tests.conftest import REPO, assert_held, cli_env
 from tests.figures import assert_figures_read_at_a_glance
+from tests.notebook_runs import declare_notebook
 
-PARAMS = ["modes=early,late,late_reject", "faults=child_kill,worker_kill,cold",
-          "tasks=3", "task_s=0.4", "kill_fractions=0.5", "redelivery_vts=1.2",
-          "tail_s=0.5", "visibility_timeout=6.5"]
-
-
-RUN = declare_run("lab04", "04_acks_late", "--quick", params=PARAMS, script=True, expected_s=25)
+RUN = declare_notebook("04_acks_late")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
-"""Lab 05 end to end, with parameters other than the defaults."""
+"""Lab 05 end to end, with parameters other than the defaults, read from its notebook's run
+(tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from labs.lab05_beat import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["interval=0.4", "window=2.5", "away=1.5", "gap=1.2", "both=1.6",
-          "broken_interval=0.4", "timezones=UTC,Asia/Tokyo", "cron_hour=6", "cron_minute=30"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "backlog_drains_in_a_burst",
@@ -24,7 +23,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab05", "05_beat", "--quick", params=PARAMS, script=True, expected_s=25)
+RUN = declare_notebook("05_beat")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
-"""Lab 06 end to end, with parameters other than the defaults."""
+"""Lab 06 end to end, with parameters other than the defaults, read from its notebook's run
+(tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from labs.lab06_routing import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["per_level=3", "transient_keys=info,debug,trace", "topic_patterns=a.*,a.#,#.z,*.*.z",
-          "topic_keys=a.b,a,z,a.z,b.c.z", "broadcasts=2", "shared=6", "unroutable_key=fatal"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "a_broadcast_needs_its_fanout_exchange_declared_by_the_sender",
@@ -25,7 +24,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab06", "06_routing", params=PARAMS, expected_s=17)
+RUN = declare_notebook("06_routing")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,15 @@
 """Lab 07 end to end toward the extremes of its declared ranges (one and four processes, one and
-64 greenlets, 300 no-op tasks, the shortest limits); its notebook runs a small sweep at other
-values. It is not among tests/test_param_extremes.py's runs: this is that run."""
+64 greenlets, 300 no-op tasks, the shortest limits), read from its notebook's run. It is not
+among tests/test_param_extremes.py's runs: this is that run."""
 
 from __future__ import annotations
 
 import pytest
 
 from labs.lab07_pools import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["pools=prefork,threads,gevent", "process_concurrency=1,4", "green_concurrency=1,64",
-          "latency=0.04", "cpu_ms=5", "per_slot=1", "noop_tasks=300", "long_s=0.3", "shorts=4",
-          "soft_limit=0.1", "hard_limit=0.2"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "a_prefork_slot_costs_a_process_of_memory",
@@ -29,8 +26,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab07", "07_pools", "--quick", params=PARAMS, expected_s=90,
-                  alone=True)  # two worker processes against one need the second core free
+RUN = declare_notebook("07_pools")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Lab 08 end to end (real Flower included), with parameters other than the defaults."""
+"""Lab 08 end to end (real Flower included), with parameters other than the defaults, read from its
+notebook's run (tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import re
 import pytest
 
 from labs.lab08_observability import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2", "countdown=1.2",
-          "threshold=8", "result_expires=45", "failure_expires=15"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "a_client_sees_the_states_by_polling",
@@ -28,7 +27,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab08", "08_observability", params=PARAMS, expected_s=14)
+RUN = declare_notebook("08_observability")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

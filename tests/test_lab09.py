@@ -1,5 +1,5 @@
-"""Lab 09 end to end, toward the extremes of its declared ranges (the notebook runs the defaults),
-as a script: ``python -m labs.lab09_canvas.driver``."""
+"""Lab 09 end to end, toward the extremes of its declared ranges, read from its notebook's run
+(tests/notebook_runs.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import json
 import pytest
 
 from labs.lab09_canvas import plots
-from tests.conftest import assert_held, declare_run
+from tests.conftest import assert_held
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["group_size=4", "member_s=0.05", "sizes=2,3", "fail_times=4", "countdown=0.05",
-          "inner_timeout=0.2", "unlock_interval=0.1", "gap_s=0.2", "tiny_tasks=200", "chunk_size=200",
-          "timeout=10"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "s_passes_the_previous_result_si_does_not",
@@ -43,7 +40,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab09", "09_canvas", "--quick", params=PARAMS, script=True, expected_s=25)
+RUN = declare_notebook("09_canvas")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Lab 10 end to end, toward the extremes of its declared ranges (the notebook runs the defaults),
-as a script: ``python -m labs.lab10_broker_outage.driver``. Also: it refuses an external Redis."""
+"""Lab 10 end to end, toward the extremes of its declared ranges, read from its notebook's run
+(tests/notebook_runs.py). Also: it refuses an external Redis."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import json
 import pytest
 
 from labs.lab10_broker_outage import plots
-from tests.conftest import assert_held, declare_run, run_lab
+from tests.conftest import assert_held, run_lab
 from tests.figures import assert_figures_read_at_a_glance
-
-PARAMS = ["rounds=always-SIGKILL,none-SIGTERM,everysec-SIGTERM", "results=1", "prefetched=8",
-          "queued=1", "eta=1", "pause_s=5", "timeout=10"]
+from tests.notebook_runs import declare_notebook
 
 FINDINGS = {
     "a_restart_without_persistence_loses_the_queue_and_the_results",
@@ -31,7 +29,7 @@ FINDINGS = {
 }
 
 
-RUN = declare_run("lab10", "10_broker_outage", "--quick", params=PARAMS, script=True, expected_s=28)
+RUN = declare_notebook("10_broker_outage")  # its notebook's run: parameters in tests/notebook_runs.py
 
 
 @pytest.fixture(scope="module")

@@ -1,43 +1,43 @@
 """Every lab's README walkthrough, followed as an attendee would: each typed command, each
 Python line and each key press executed, each output compared with the README's block.
 
-The eight rehearsals run two at a time: they mostly wait (on tasks, countdowns, a visibility
-timeout), and two side by side are the busy machine their margins must survive anyway."""
+The rehearsals run on the test board (tests/board.py), two at a time beside the other heavy
+jobs: they mostly wait (on tasks, countdowns, a visibility timeout), and two side by side are
+the busy machine their margins must survive anyway."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from labkit.walkthrough.play import Rehearsal, play
 from labkit.walkthrough.terminals import StepFailed
 from labs import lab_id, packages, readme
+from tests import board
 
-AT_ONCE = 2
+# about how long each rehearsal takes, so the board starts the longest first
+EXPECTED_S = {"lab04_acks_late": 90, "lab02_retry": 45, "lab10_broker_outage": 45}
 
 
-@pytest.fixture(scope="module")
-def rehearsals(tmp_path_factory) -> dict[str, Rehearsal | StepFailed]:
-    # the longest first, so that the two lanes end together (Lab 04's is the longest)
-    order = sorted(packages(), key=lambda p: p != "lab04_acks_late")
-    workdirs = {package: tmp_path_factory.mktemp(package) for package in order}
-
-    def rehearse(package: str) -> Rehearsal | StepFailed:
+def _rehearse(package: str):
+    def run(workdir: Path) -> Rehearsal | StepFailed:
         try:
-            return play(readme(lab_id(package)), workdir=workdirs[package])
+            return play(readme(lab_id(package)), workdir=workdir)
         except StepFailed as exc:
             return exc
+    return run
 
-    with ThreadPoolExecutor(AT_ONCE) as pool:
-        return dict(zip(order, pool.map(rehearse, order), strict=True))
+
+REHEARSALS = {package: board.declare(f"walkthrough-{package}", _rehearse(package),
+                                     expected_s=EXPECTED_S.get(package, 25))
+              for package in packages()}
 
 
 @pytest.mark.walkthrough
-@pytest.mark.timeout(900)
 @pytest.mark.parametrize("package", packages())
-def test_the_walkthrough_shows_what_its_readme_says(package, rehearsals):
-    outcome = rehearsals[package]
+def test_the_walkthrough_shows_what_its_readme_says(package, test_board):
+    outcome = test_board[REHEARSALS[package]]
     if isinstance(outcome, StepFailed):
         pytest.fail(str(outcome), pytrace=False)
     print(f"{package}: {outcome.wall_s:.1f} s")
