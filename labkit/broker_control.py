@@ -57,6 +57,35 @@ def _wait_for_aof_rewrite(r, timeout: float) -> None:
     raise TimeoutError(f"Redis's AOF rewrite did not finish within {timeout:g} s")
 
 
+def wait_for_aof_written(broker: Broker, timeout: float = 5.0) -> dict[str, float]:
+    """Wait until Redis has handed its AOF buffer to the kernel (``aof_buffer_length`` 0).
+
+    Redis replies before it writes: its buffer goes to the file at the end of the event loop's
+    turn, and with ``appendfsync everysec`` it postpones that write for up to 2 s while the
+    background fsync of the second before is still running (a slow disk: it counts
+    ``aof_delayed_fsync`` when it gives up waiting). A SIGKILL in that window loses replied
+    writes; once the buffer is written, a killed process loses nothing the kernel holds.
+    Returns what the wait saw, for the run's record."""
+    require_embedded(broker)
+    began = time.monotonic()
+    first = None
+    with broker.client() as r:
+        while True:
+            info = r.info("persistence")
+            if not info.get("aof_enabled"):
+                return {"aof": 0, "waited_s": 0.0, "buffer_bytes_at_first_look": 0}
+            buffered = int(info.get("aof_buffer_length", 0))
+            first = buffered if first is None else first
+            if buffered == 0:
+                return {"aof": 1, "waited_s": round(time.monotonic() - began, 3),
+                        "buffer_bytes_at_first_look": first,
+                        "delayed_fsyncs": int(info.get("aof_delayed_fsync", 0))}
+            if time.monotonic() - began > timeout:
+                raise TimeoutError(f"Redis still held {buffered} bytes of AOF unwritten after "
+                                   f"{timeout:g} s")
+            time.sleep(0.01)
+
+
 def stop(broker: Broker, sig: int = signal.SIGTERM, timeout: float = 10.0) -> float:
     """Stop the server with ``sig`` (SIGTERM: it flushes its AOF and exits; SIGKILL: it loses
     whatever was not yet on disk) and wait for it to exit. Returns the seconds it took."""

@@ -32,9 +32,11 @@ def check_restarts(ev: Evidence, rounds: list[dict[str, Any]]) -> None:
                 for r in aof}
         ev.check("aof_keeps_the_queue_and_the_results_even_through_a_sigkill",
                  "with appendonly yes the queue and the results survive the restart, with either "
-                 "appendfsync and after a SIGKILL too: Redis writes each command to the AOF before "
-                 "it replies, so a killed process loses nothing the kernel holds (a power cut "
-                 "could lose the last second with everysec)",
+                 "appendfsync and after a SIGKILL too: once Redis has written its AOF buffer (it "
+                 "does before it replies, unless a slow fsync makes everysec postpone the write "
+                 "by up to 2 s; the round waits for aof_buffer_length 0 before the kill), a "
+                 "killed process loses nothing the kernel holds (a power cut could lose the last "
+                 "second with everysec)",
                  {"rounds": kept, "signals": {r["round"]: r["signal"] for r in aof}},
                  "every queued task ran exactly once after the restart; every result kept",
                  all(per["queued"]["ran_once"] == per["queued"]["sent"] and per["result"]["kept"] ==

@@ -53,11 +53,8 @@ def grade(s: LabSession, learner: Learner) -> None:
     # struck just after the second order started: one order done, one running, the rest waiting
     wait_for(lambda: s.counts(COUNTS).get(orders[1], 0) >= 1, p.timeout,
                   "the second order did not start")
-    mark = restart.log_size(worker)
-    broker_control.stop(s.broker, signal.SIGKILL, p.timeout)
-    restart.wait_for_log(worker, mark, restart.CANNOT, p.timeout)
-    broker_control.start_again(s.broker, p.timeout)
-    back = time.time()
+    struck = restart.strike(s, worker, signal.SIGKILL, p.timeout)
+    mark, back = struck.mark, struck.up_at
     # the burst is done once every order ran to its end, or once the worker, back and bound again, has had
     # time for every order still there (each at most work_s), a first retry, and the redelivery
     # the learner's visibility timeout allows (capped); a worker that died is not waited for

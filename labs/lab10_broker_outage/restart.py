@@ -118,6 +118,35 @@ def set_gate(s: LabSession, gate: str) -> None:
         r.set(gate, 1, ex=600)
 
 
+@dataclass
+class Strike:
+    """One outage as the worker saw it: from the kill to Redis answering again."""
+    mark: int  # the worker's log size at the kill: what it printed since is the outage's
+    down_at: float
+    up_at: float
+    stop_s: float
+    start_s: float
+    worker_noticed: bool
+    aof_written: dict[str, float]
+    while_down: Any = None
+
+
+def strike(s: LabSession, worker: Worker, sig: int, timeout: float,
+           while_down: Any = None) -> Strike:
+    """Stop Redis with ``sig``, wait for the worker's log to show it could not reconnect, start
+    Redis again on the same port and data. Before the kill, Redis's AOF buffer is written
+    (broker_control.wait_for_aof_written): the lab measures a killed process, not a slow disk
+    that made Redis postpone a write. ``while_down(s)`` runs while Redis is stopped."""
+    aof_written = broker_control.wait_for_aof_written(s.broker, timeout)
+    mark = log_size(worker)
+    down_at = time.time()
+    stop_s = broker_control.stop(s.broker, sig, timeout)
+    client = while_down(s) if while_down else None
+    noticed = wait_for_log(worker, mark, CANNOT, timeout)  # lost, cleaned up, a reconnect refused
+    start_s = broker_control.start_again(s.broker, timeout)
+    return Strike(mark, down_at, time.time(), stop_s, start_s, noticed, aof_written, client)
+
+
 def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict[str, int],
               timeout: float, while_down: Any = None) -> dict[str, Any]:
     """One restart; ``while_down(s)`` runs while the broker is stopped (the client's part)."""
@@ -158,13 +187,8 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     sent["prefetched"] = [i for i in jobs if before[i] == "unacked"]
     sent["queued"] = [i for i in jobs if before[i] == "queued"]
 
-    mark = log_size(worker)
-    down_at = time.time()
-    stop_s = broker_control.stop(s.broker, rnd.sig, timeout)
-    client = while_down(s) if while_down else None
-    noticed = wait_for_log(worker, mark, CANNOT, timeout)  # lost, cleaned up, a reconnect refused
-    start_s = broker_control.start_again(s.broker, timeout)
-    up_at = time.time()
+    struck = strike(s, worker, rnd.sig, timeout, while_down)
+    mark, up_at = struck.mark, struck.up_at
     bound_after_restart = queue_is_bound(s, queue)  # before the worker is back: what Redis kept
     set_gate(s, gate)
     wait_for(lambda: queue_is_bound(s, queue), timeout, "the worker did not declare its queue again")
@@ -186,8 +210,9 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
         "sent": sent, "before": before, "after": after,
         "executions": {i: counts.get(i, 0) for ids in sent.values() for i in ids},
         "by_kind": summarise(sent, after, counts),
-        "stop_s": stop_s, "start_s": start_s, "down_at": down_at, "up_at": up_at,
-        "outage_s": up_at - down_at, "worker_noticed": noticed,
+        "stop_s": struck.stop_s, "start_s": struck.start_s, "down_at": struck.down_at,
+        "up_at": up_at, "outage_s": up_at - struck.down_at, "worker_noticed": struck.worker_noticed,
+        "aof_written_before_the_kill": struck.aof_written,
         "binding_after_restart": bound_after_restart,
         "log": {"lost": sum(LOST in line for _, line in lines),
                 "cannot_connect": sum(CANNOT in line for _, line in lines),
@@ -196,7 +221,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
         "first_start_after_up_s": min(starts_after) - up_at if starts_after else None,
         "sentinel_ran": counts.get(sentinel, 0),
         "holder_released": any(r.get("phase") == "finished" and r.get("released") for r in runs),
-        "client": client,
+        "client": struck.while_down,
     }
 
 

@@ -13,7 +13,6 @@ again after Redis is back, within the time the full-prefetch workers needed, and
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from typing import Any
 
@@ -59,12 +58,8 @@ def room_round(s: LabSession, worker: Worker, window_s: float, timeout: float) -
              "the worker did not reserve its second message")
     # the precondition, established rather than assumed: this worker blocked in a BRPOP now
     blocked = wait_for(lambda: blocked_in_brpop(s, worker), timeout, "the worker did not block in BRPOP")
-    mark = restart.log_size(worker)
-    down_at = time.time()
-    broker_control.stop(s.broker, signal.SIGKILL, timeout)
-    restart.wait_for_log(worker, mark, restart.CANNOT, timeout)
-    broker_control.start_again(s.broker, timeout)
-    up_at = time.time()
+    struck = restart.strike(s, worker, signal.SIGKILL, timeout)
+    mark, down_at, up_at = struck.mark, struck.down_at, struck.up_at
     restart.set_gate(s, gate)
     sentinel = job.apply_async((-5, label), queue=QUEUE).id
     consumed = poll_until(lambda: s.counts(COUNTS).get(sentinel), window_s)
