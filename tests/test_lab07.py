@@ -61,7 +61,10 @@ def test_the_bound_and_the_ceiling_as_measured(lab07):
     # one green worker at 64 x 40 ms is held by its ceiling: a second process adds to it
     green = rows[("gevent", 64, "io")]
     assert green["ideal"] == 1600 and green["throughput"] <= 2.0 * green["ceiling"]
-    assert m["two_workers"]["throughput"] > green["throughput"]
+    two = m["two_workers"]
+    assert two["one_worker"]["n"] == two["n"] / 2  # one worker's drain beside, half the tasks
+    if two["available_cores"] >= 1.6:  # the two had a core each: they beat the one beside them
+        assert two["throughput"] > 1.25 * two["one_worker"]["throughput"]
     # events' cost is one no-op drain against another: on a noisy run it can come out at or
     # below zero (the finding then says no share was measured); never a whole rate
     assert m["instrumentation_overhead"] < 1 and m["events_cost"]["with_events"] > 0

@@ -104,13 +104,12 @@ def measure_lab(s: LabSession) -> None:
                           cost)
     green = top_green_io(rows)
     if green:
-        s.step(f"two worker processes of {green['pool']} x{green['concurrency']} on one IO queue, "
-               "right after a control of the machine's parallelism")
-        spare = measure.parallel_speedup(iterations, min(2, cores), p.cpu_ms / 1000)["speedup"]
+        s.step(f"one, then two worker processes of {green['pool']} x{green['concurrency']} on "
+               "one IO queue, the cores they used and the idle ones sampled throughout")
         two = measure.two_workers(s, green["pool"], green["concurrency"], p.latency,
                                   green["n"], p.timeout)
-        s.measured(two_workers={**two, "plain_processes_speedup": spare})
-        check_two_workers(s.evidence, green, two, spare)
+        s.measured(two_workers=two)
+        check_two_workers(s.evidence, green, two)
     s.write_json("ceiling.json", {"ceiling_tasks_per_s": ceilings, "events_cost": cost,
                                   "two_workers": two if green else None})
 
@@ -187,28 +186,41 @@ def check_instruments_off(ev: Evidence, events: list[dict], measured_hosts: list
              "0 task events", sent == 0)
 
 
-# Two worker processes must beat one by this factor, when the one is held by its ceiling.
+# Two worker processes must beat one by this factor, when the one is held by its ceiling and
+# the two had the cores to run at once.
 MIN_TWO_WORKER_GAIN = 1.25
+# The cores the two workers used, plus the ones the machine left idle, during their drain: one
+# worker held by its ceiling uses about one core, so with 1.6 at hand two could have run 1.6x
+# its rate, past the 1.25 the claim asks even with Redis and the driver taking their share.
+MIN_AVAILABLE_CORES = 1.6
 
 
-def check_two_workers(ev: Evidence, one: dict, two: dict[str, Any], machine_speedup: float) -> None:
+def check_two_workers(ev: Evidence, row: dict, two: dict[str, Any]) -> None:
+    """``row``: the sweep's row of the configuration (is one worker held by its ceiling?);
+    ``two``: one worker's drain and then two's, measured back to back (measure.two_workers)."""
+    one = two["one_worker"]
     gain = two["throughput"] / one["throughput"]
-    # a second process helps only if the first was held by its ceiling and the machine has a
-    # core to give it (the control: plain processes on the same machine, just before)
-    held = one["ideal"] > 1.5 * one["ceiling"]
-    spare = machine_speedup >= MIN_SPARE_PARALLELISM
+    # a second process helps only if the first was held by its ceiling, and it can show it only
+    # if it had a core to run on during the drain (sampled then, not in a control before it)
+    held = row["ideal"] > 1.5 * row["ceiling"]
+    available = two.get("available_cores")
+    spare = available is not None and available >= MIN_AVAILABLE_CORES
     why = ("" if held and spare else
-           f"the machine gave plain processes only {machine_speedup:.2f}x" if held else
-           f"one worker's ideal ({one['ideal']:.0f}/s) is not past 1.5 x its ceiling "
-           f"({one['ceiling']:.0f}/s)")
+           f"during the two workers' drain they used {two.get('used_cores')} cores and "
+           f"{two.get('idle_cores')} more sat idle: the rest of the machine was busy" if held else
+           f"one worker's ideal ({row['ideal']:.0f}/s) is not past 1.5 x its ceiling "
+           f"({row['ceiling']:.0f}/s)")
     ev.check("more_worker_processes_lift_the_ceiling",
              "the one-worker ceiling is per process: two worker processes of the same "
              "configuration drain an IO queue faster than one",
              {"one_worker": round(one["throughput"], 1), "two_workers": round(two["throughput"], 1),
-              "gain": round(gain, 2), "one_worker_ideal": round(one["ideal"], 1),
-              "one_worker_ceiling": round(one["ceiling"], 1),
-              "plain_processes_speedup": round(machine_speedup, 2), "decided": not why},
-             f"two / one >= {MIN_TWO_WORKER_GAIN}" if not why else f"not decided here: {why}",
+              "gain": round(gain, 2), "one_worker_ideal": round(row["ideal"], 1),
+              "one_worker_ceiling": round(row["ceiling"], 1),
+              "one_worker_used_cores": one.get("used_cores"),
+              "two_workers_used_cores": two.get("used_cores"),
+              "available_cores_during_the_two": available, "decided": not why},
+             f"two / one >= {MIN_TWO_WORKER_GAIN} (with >= {MIN_AVAILABLE_CORES} cores at hand)"
+             if not why else f"not decided here: {why}",
              gain >= MIN_TWO_WORKER_GAIN if not why else True)
 
 

@@ -8,6 +8,7 @@ import multiprocessing
 import time
 from typing import Any
 
+from labkit import cpu_share
 from labkit.session import LabSession
 from labs.lab07_pools.tasks import LIMITS, cpu, io, mixed, noop, overrun, spin
 
@@ -151,18 +152,27 @@ def events_cost(session: LabSession, pool: str, concurrency: int, without: float
 
 def two_workers(session: LabSession, pool: str, concurrency: int, latency: float, n: int,
                 timeout: float) -> dict[str, Any]:
-    """Two worker processes of the same configuration draining one pre-filled IO queue. Each
-    worker's share is at least twice what its prefetch (4 x concurrency) reserves at once: with
-    less, the first worker to consume takes the whole queue and the second has nothing to do."""
+    """One worker process, then two of the same configuration, draining a pre-filled IO queue,
+    back to back, the machine's CPU sampled throughout (labkit.cpu_share): each drain says how
+    many cores its workers used and how many more sat idle, so a second process that got no
+    core of its own is told apart from one that gained nothing from it. Each worker's share is
+    at least twice what its prefetch (4 x concurrency) reserves at once: with less, the first
+    worker to consume takes the whole queue and the second has nothing to do."""
     own = [f"{QUEUE}_two_{i}" for i in range(2)]  # each worker's, to wake it (labkit.drain)
     workers = session.start_workers({
         f"{pool}{concurrency}-{i}": {"pool": pool, "concurrency": concurrency,
                                      "queues": [queue], **NO_EVENTS} for i, queue in enumerate(own)})
-    total = 2 * max(n, 8 * concurrency)
-    drained = session.drain(workers, io.name, [(latency,)] * total, timeout=timeout, wake=own)
+    share = max(n, 8 * concurrency)
+    with cpu_share.CpuSampler([w.pid for w in workers]) as cpu:
+        one = session.drain(workers[:1], io.name, [(latency,)] * share, timeout=timeout,
+                            wake=own[:1])
+        both = session.drain(workers, io.name, [(latency,)] * (2 * share), timeout=timeout,
+                             wake=own)
     session.stop_workers(workers, timeout=1.5)
-    return {"pool": pool, "concurrency": concurrency, "workers": 2, "n": drained.n,
-            "throughput": drained.rate}
+    return {"pool": pool, "concurrency": concurrency, "workers": 2, "n": both.n,
+            "throughput": both.rate, **cpu.window(both.started_at, both.ended_at),
+            "one_worker": {"n": one.n, "throughput": one.rate,
+                           **cpu.window(one.started_at, one.ended_at)}}
 
 
 def time_limits(session: LabSession, pools: list[str], soft: float, hard: float, runs_for: float,

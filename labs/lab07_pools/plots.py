@@ -88,7 +88,13 @@ def ceiling(run_dir: Path) -> Figure:
     if two:
         one = next(r for r in read_csv(run_dir / "sweep.csv") if r["pool"] == two["pool"]
                    and r["concurrency"] == two["concurrency"] and r["workload"] == "io")
-        ax2.bar([0, 1], [one["throughput"], two["throughput"]], color=COLOURS.get(two["pool"]))
+        rates = [two["one_worker"]["throughput"], two["throughput"]]
+        ax2.bar([0, 1], rates, color=COLOURS.get(two["pool"]))
+        for x, (rate, used) in enumerate(zip(rates, [two["one_worker"].get("used_cores"),
+                                                     two.get("used_cores")], strict=True)):
+            if used is not None:  # the cores the workers used during that drain (sampled)
+                ax2.annotate(f"{used:.1f} cores used", (x, rate), ha="center", va="bottom",
+                             fontsize=8, xytext=(0, 2), textcoords="offset points")
         ax2.axhline(one["ceiling"], color="tab:red", linestyle="--", linewidth=1,
                     label="one worker's no-op ceiling\n(measured apart, at its own noise)")
         ax2.set_xticks([0, 1], ["1 worker", "2 workers"])
