@@ -15,6 +15,8 @@ class Call:
     error: BaseException | None = None
     seconds: float = 0.0
     finished: bool = False
+    ended_at: float | None = None  # wall clock, read in the thread as fn returned: not the
+    # caller's start plus ``seconds`` (the thread may start late on a busy machine)
 
 
 def call(fn: Callable[[], Any], timeout: float) -> Call:
@@ -29,6 +31,7 @@ def call(fn: Callable[[], Any], timeout: float) -> Call:
         except BaseException as exc:
             out.error = exc
         out.seconds = time.monotonic() - started
+        out.ended_at = time.time()
         out.finished = True
 
     thread = threading.Thread(target=target, name="learner-call", daemon=True)

@@ -8,6 +8,7 @@ import math
 import os
 from typing import Any
 
+from labkit import cpu_share
 from labkit.errors import SetupError
 from labkit.exercise import Exercise, Learner
 from labkit.params import Param
@@ -39,31 +40,60 @@ def options(config: Any, name: str) -> dict[str, Any]:
 
 
 def drain(s: LabSession, name: str, worker_options: dict[str, Any], task: str, args: tuple,
-          n: int, ceiling: bool = False) -> tuple[float, float, float | None]:
-    """Tasks per second on a pre-filled queue, the worker's resident memory (MB), and, with
-    ``ceiling``, the rate it drains no-op tasks at right now (its ceiling, Lab 07)."""
+          n: int, ceiling: bool = False, tries: int = 1,
+          enough: float = math.inf) -> tuple[float, float, float | None, float | None]:
+    """Tasks per second on a pre-filled queue, the worker's resident memory (MB), with
+    ``ceiling`` the rate it drains no-op tasks at right now (its ceiling, Lab 07), and the cores
+    the run had at hand during the drain counted (labkit.cpu_share). With ``tries`` > 1, a
+    drain under ``enough`` is measured again and the best one counts: one reading taken while
+    something else had the machine is no verdict on the learner's choice."""
     queue = f"ex07_{name}"
     worker = s.start_worker(name, queues=[queue], **worker_options)
     s.drain([worker], io.name, [(0.0,)] * 2, timeout=30, wake=[queue])  # warm up
     rss = worker.rss_bytes() / 1e6
     top = s.drain([worker], io.name, [(0.0,)] * CEILING_TASKS, timeout=120, wake=[queue]).rate \
         if ceiling else None
-    rate = s.drain([worker], task, [args] * n, timeout=120, wake=[queue]).rate
+    if top is not None:  # the IO target: the lower of the fixed one and the ceiling's share
+        enough = min(enough, CEILING_SHARE * top)
+    best: tuple[float, float | None] = (0.0, None)
+    with cpu_share.CpuSampler([worker.pid]) as sampler:
+        for _ in range(tries):
+            d = s.drain([worker], task, [args] * n, timeout=120, wake=[queue])
+            if d.rate > best[0]:
+                best = (d.rate, sampler_window(sampler, d))
+            if best[0] >= enough:
+                break
     s.stop_workers([worker], timeout=1.5)
-    return rate, rss, top
+    return best[0], rss, top, best[1]
 
 
-def check_io(s: Any, rate: float, rss_mb: float, ceiling: float) -> None:
+def sampler_window(sampler: cpu_share.CpuSampler, d: Any) -> float | None:
+    return sampler.window(d.started_at, d.ended_at)["available_cores"] if d.ended_at else None
+
+
+MIN_IO_CORES = 0.9  # the IO worker is one process: with less than a core at hand it is no verdict
+
+
+def check_io(s: Any, rate: float, rss_mb: float, ceiling: float,
+             available_cores: float | None = None) -> None:
     """A worker cannot drain waits faster than it drains no-op tasks: a green worker's ceiling
     has read 141-313 tasks/s from run to run on one idle machine, so the target is IO_TARGET or
-    CEILING_SHARE of the ceiling measured just before, whichever is lower."""
+    CEILING_SHARE of the ceiling measured just before, whichever is lower. A drain short of it
+    while the rest of the machine left the run less than a core is not graded."""
     target = min(IO_TARGET, CEILING_SHARE * ceiling)
+    measured = {"tasks_per_s": round(rate, 1), "rss_mb": round(rss_mb, 1),
+                "ceiling_tasks_per_s": round(ceiling, 1), "target_tasks_per_s": round(target, 1),
+                "available_cores": available_cores}
+    if rate < target and rss_mb <= RSS_CAP_MB and available_cores is not None \
+            and available_cores < MIN_IO_CORES:
+        s.check("io_reaches_its_target", "not graded: this machine is too busy right now (during "
+                f"the IO drain the run had {available_cores:.2f} of a core at hand); close what "
+                "else runs and check again", measured, f">= {MIN_IO_CORES} cores at hand", False)
+        return
     s.check("io_reaches_its_target", f"the IO-bound worker drains at least {IO_TARGET:g} tasks/s "
             f"of 50 ms waits (or {CEILING_SHARE:g} of its own ceiling on this machine, if lower) "
             f"within {RSS_CAP_MB:g} MB",
-            {"tasks_per_s": round(rate, 1), "rss_mb": round(rss_mb, 1),
-             "ceiling_tasks_per_s": round(ceiling, 1), "target_tasks_per_s": round(target, 1)},
-            f">= {target:.0f} tasks/s and <= {RSS_CAP_MB:g} MB",
+            measured, f">= {target:.0f} tasks/s and <= {RSS_CAP_MB:g} MB",
             rate >= target and rss_mb <= RSS_CAP_MB)
 
 
@@ -76,16 +106,17 @@ def grade(s: LabSession, learner: Learner) -> None:
     cores = os.cpu_count() or 1
 
     c = io_options["concurrency"]
-    io_rate, io_rss, top = drain(s, "io", io_options, io.name, (LATENCY,), 60 if c < 16 else 4 * c,
-                                 ceiling=True)
-    check_io(s, io_rate, io_rss, top)
+    io_rate, io_rss, top, at_hand = drain(s, "io", io_options, io.name, (LATENCY,),
+                                          60 if c < 16 else 4 * c, ceiling=True, tries=2,
+                                          enough=IO_TARGET)
+    check_io(s, io_rate, io_rss, top, at_hand)
 
     # the learner's CPU worker, then at once the machine's parallelism and one process's rate:
     # a laptop's free cores change by the second, so the target is measured beside the result
     n_cpu = max(24, math.ceil(1.5 * min(cpu_options["concurrency"], cores) / cost))
-    cpu_rate, _, _ = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu)
+    cpu_rate, _, _, _ = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu)
     control = measure.parallel_speedup(iterations, cores, cost)["speedup"] if cores > 1 else 1.0
-    one, _, _ = drain(s, "one", {"pool": "solo", "concurrency": 1, **measure.NO_EVENTS}, cpu.name,
+    one, _, _, _ = drain(s, "one", {"pool": "solo", "concurrency": 1, **measure.NO_EVENTS}, cpu.name,
                    (iterations,), max(20, math.ceil(0.6 / cost)))
     factor = max(0.9, CPU_SHARE * control)
     measured = {"tasks_per_s": round(cpu_rate, 1), "one_process_tasks_per_s": round(one, 1),

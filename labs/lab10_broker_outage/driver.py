@@ -19,7 +19,7 @@ from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import Param, Params
 from labkit.session import LabSession
-from labs.lab10_broker_outage import checks, hung, plots, publish, restart, room
+from labs.lab10_broker_outage import checks, hung, late, plots, publish, restart, room
 from labs.lab10_broker_outage.tasks import COUNTS
 
 HUNG_QUEUE = publish.CLIENT_QUEUE
@@ -33,6 +33,8 @@ PARAMS = {
     "queued": Param(4, "tasks left in the queue's list", min=1, max=50),
     "eta": Param(2, "ETA tasks the worker holds (countdown an hour)", min=1, max=20),
     "pause_s": Param(5.0, "how long the broker stays hung (SIGSTOP)", min=5.0, max=30.0),
+    "late_vt": Param(4.0, "visibility_timeout of the acks_late part's workers, seconds", min=3.0,
+                     max=30.0),
     "timeout": Param(30.0, "bound on every wait, seconds", min=10),
 }
 
@@ -70,7 +72,10 @@ def measure_lab(s: LabSession) -> None:
     specs["room"] = {"concurrency": 1, "prefetch": room.PREFETCH, "queues": [room.QUEUE],
                      "settings": records}
     specs["hung"] = {"concurrency": 1, "queues": [HUNG_QUEUE], "settings": records}
-    workers = s.start_workers(specs)
+    late_specs = late.worker_specs(records, p.late_vt)
+    workers = s.start_workers({**specs, **late_specs})
+    late_workers = dict(zip(late_specs, workers[len(specs):], strict=True))
+    workers = workers[:len(specs)]
     round_workers, room_worker, hung_worker = workers[:-2], workers[-2], workers[-1]
     grace_s = 1.0 + max(w.ready_s or 0 for w in workers)  # the machine's own pace, measured
 
@@ -90,7 +95,11 @@ def measure_lab(s: LabSession) -> None:
     s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, two clients sending")
     hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout)
     runs = s.counts(COUNTS)  # after the hung part's sentinel: every send that got through has run
-    s.write_json("restarts.json", {"rounds": rounds, "room": room_run})
+
+    s.step(f"acks_late tasks running when the connection drops: cancel on connection loss "
+           f"False and True, visibility_timeout {p.late_vt:g} s")
+    late_run = late.late_round(s, late_workers, p.late_vt, window_s, p.timeout)
+    s.write_json("restarts.json", {"rounds": rounds, "room": room_run, "late": late_run})
     s.write_json("client.json", {"stopped": client, "hung": hung_run})
     table = teaching_table(rounds)
     s.write_csv("table.csv", table)

@@ -120,31 +120,38 @@ def set_gate(s: LabSession, gate: str) -> None:
 
 @dataclass
 class Strike:
-    """One outage as the worker saw it: from the kill to Redis answering again."""
-    mark: int  # the worker's log size at the kill: what it printed since is the outage's
+    """One outage as the workers saw it: from the kill to Redis answering again."""
+    marks: dict[str, int]  # each worker's log size at the kill: what it printed since is the outage's
     down_at: float
     up_at: float
     stop_s: float
     start_s: float
-    worker_noticed: bool
+    worker_noticed: bool  # every worker logged that it could not reconnect
     aof_written: dict[str, float]
     while_down: Any = None
 
+    @property
+    def mark(self) -> int:
+        """The log mark of a strike on one worker."""
+        return next(iter(self.marks.values()))
 
-def strike(s: LabSession, worker: Worker, sig: int, timeout: float,
+
+def strike(s: LabSession, workers: Worker | list[Worker], sig: int, timeout: float,
            while_down: Any = None) -> Strike:
-    """Stop Redis with ``sig``, wait for the worker's log to show it could not reconnect, start
-    Redis again on the same port and data. Before the kill, Redis's AOF buffer is written
-    (broker_control.wait_for_aof_written): the lab measures a killed process, not a slow disk
-    that made Redis postpone a write. ``while_down(s)`` runs while Redis is stopped."""
+    """Stop Redis with ``sig``, wait for each worker's log to show it could not reconnect, run
+    ``while_down(s)``, start Redis again on the same port and data. Before the kill, Redis's AOF
+    buffer is written (broker_control.wait_for_aof_written): the lab measures a killed
+    process, not a slow disk that made Redis postpone a write."""
+    workers = [workers] if isinstance(workers, Worker) else workers
     aof_written = broker_control.wait_for_aof_written(s.broker, timeout)
-    mark = log_size(worker)
+    marks = {w.hostname: log_size(w) for w in workers}
     down_at = time.time()
     stop_s = broker_control.stop(s.broker, sig, timeout)
+    # lost, cleaned up, a reconnect refused
+    noticed = all([wait_for_log(w, marks[w.hostname], CANNOT, timeout) for w in workers])
     client = while_down(s) if while_down else None
-    noticed = wait_for_log(worker, mark, CANNOT, timeout)  # lost, cleaned up, a reconnect refused
     start_s = broker_control.start_again(s.broker, timeout)
-    return Strike(mark, down_at, time.time(), stop_s, start_s, noticed, aof_written, client)
+    return Strike(marks, down_at, time.time(), stop_s, start_s, noticed, aof_written, client)
 
 
 def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict[str, int],

@@ -518,3 +518,18 @@ def test_exercise_07_io_target_follows_the_workers_own_ceiling(tmp_path, rate, r
     ev = Evidence(tmp_path)
     grade.check_io(ev, rate, rss, ceiling)
     assert ev.finding("io_reaches_its_target").holds is holds
+
+
+@pytest.mark.parametrize(("rate", "at_hand", "holds", "refused"), [
+    (97.5, 1.7, False, False),  # a whole core and more at hand, and still short: not yet
+    (97.5, 0.6, False, True),   # short while the rest of the machine had it: not graded, said so
+    (200.0, 0.6, True, False),  # reached even so: passed
+])
+def test_exercise_07_io_is_not_graded_without_a_core_at_hand(tmp_path, rate, at_hand, holds, refused):
+    from labs.lab07_pools import grade
+
+    ev = Evidence(tmp_path)
+    grade.check_io(ev, rate, 69.0, 193.3, at_hand)
+    finding = ev.finding("io_reaches_its_target")
+    assert finding.holds is holds
+    assert ("not graded: this machine is too busy" in finding.claim) is refused
