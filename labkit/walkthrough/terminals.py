@@ -190,6 +190,12 @@ class PythonSession:
         self._err.close()
 
 
+# How long a command the README expects to end by itself (a worker after its warm shutdown:
+# about 2 s idle here, 4 s after a walkthrough's tasks) may take before the next line is typed;
+# CI once saw a worker outlast 30 s after its tasks had succeeded.
+EXIT_WAIT_S = 60.0
+
+
 class Terminal:
     """One terminal window. Typed commands run in a pseudo-terminal, so programs print what a
     person sees (``redis-cli`` formats its replies only for a terminal)."""
@@ -209,9 +215,11 @@ class Terminal:
             raise StepFailed(f"{where}: terminal {self.name} is in a Python session; a shell "
                              f"command cannot be typed there (use another terminal)")
         if self.running is not None:
-            if not self.running.exited(30):
-                raise StepFailed(f"{where}: terminal {self.name} still runs `{self.running.line}`;"
-                                 f" nothing typed there can start until it stops")
+            if not self.running.exited(EXIT_WAIT_S):
+                tail = "\n".join(self.running.lines()[-10:])
+                raise StepFailed(f"{where}: terminal {self.name} still runs `{self.running.line}` "
+                                 f"{EXIT_WAIT_S:g} s on; nothing typed there can start until it "
+                                 f"stops. Its last lines:\n{tail}")
             self.running = None
 
     def type(self, line: str, timeout: float, where: str) -> str:
