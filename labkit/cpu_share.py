@@ -21,15 +21,20 @@ from typing import Any
 import psutil
 
 
-def _tree_cpu_s(roots: list[psutil.Process]) -> float:
+def _tree_cpu_s(roots: list[psutil.Process], tree: bool = True) -> float:
     total = 0.0
     for root in roots:
         with contextlib.suppress(psutil.Error):
-            for p in [root, *root.children(recursive=True)]:
+            for p in [root, *(root.children(recursive=True) if tree else [])]:
                 with contextlib.suppress(psutil.Error):
                     t = p.cpu_times()
                     total += t.user + t.system
     return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """The CPU seconds a process and its descendants have used so far."""
+    return _tree_cpu_s([psutil.Process(pid)])
 
 
 def _usable_cpus() -> list[int]:
@@ -53,8 +58,9 @@ class CpuSampler:
     pids: list[int]
     interval: float = 0.05
     run_pid: int = field(default_factory=os.getpid)
-    # (time, CPU of the measured trees, CPU of the run's tree, idle)
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # (time, CPU of the measured trees, CPU of the run's tree, idle, CPU of the run's own
+    # process alone: the driver, a client)
+    samples: list[tuple[float, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._roots = [psutil.Process(pid) for pid in self.pids]
@@ -63,8 +69,9 @@ class CpuSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="cpu-sampler", daemon=True)
 
-    def _read(self) -> tuple[float, float, float, float]:
-        return time.time(), _tree_cpu_s(self._roots), _tree_cpu_s(self._run), _idle_s(self._cpus)
+    def _read(self) -> tuple[float, ...]:
+        return (time.time(), _tree_cpu_s(self._roots), _tree_cpu_s(self._run), _idle_s(self._cpus),
+                _tree_cpu_s(self._run, tree=False))
 
     def _sample(self) -> None:
         while True:
@@ -83,18 +90,21 @@ class CpuSampler:
 
     def window(self, t0: float, t1: float) -> dict[str, Any]:
         """Over the samples nearest inside [t0, t1]: the cores the measured processes used, the
-        cores the whole run used and the ones the machine left idle; the last two together are
-        the cores the run could have had (what the rest of the machine did not take)."""
+        cores the whole run used and the ones the machine left idle (those two together are the
+        cores the run could have had: what the rest of the machine did not take), and the
+        cores the run's own process used (``own_cores``). Cores are CPU seconds per second."""
         times = [s[0] for s in self.samples]
         i = min(bisect.bisect_left(times, t0), len(times) - 1)
         j = max(bisect.bisect_right(times, t1) - 1, 0)
         if j <= i:  # a window shorter than one interval: the samples around it
             i, j = max(i - 1, 0), min(i + 1, len(times) - 1)
-        (a_t, a_cpu, a_run, a_idle), (b_t, b_cpu, b_run, b_idle) = self.samples[i], self.samples[j]
-        wall = b_t - a_t
+        a, b = self.samples[i], self.samples[j]
+        wall = b[0] - a[0]
         if wall <= 0:
             return {"wall_s": 0.0, "used_cores": None, "run_cores": None, "idle_cores": None,
-                    "available_cores": None}
-        used, run, idle = ((b_cpu - a_cpu) / wall, (b_run - a_run) / wall, (b_idle - a_idle) / wall)
+                    "available_cores": None, "own_cores": None}
+        used, run, idle = (b[1] - a[1]) / wall, (b[2] - a[2]) / wall, (b[3] - a[3]) / wall
+        own = (b[4] - a[4]) / wall if len(a) > 4 else None
         return {"wall_s": round(wall, 3), "used_cores": round(used, 2), "run_cores": round(run, 2),
-                "idle_cores": round(idle, 2), "available_cores": round(max(run, used) + idle, 2)}
+                "idle_cores": round(idle, 2), "available_cores": round(max(run, used) + idle, 2),
+                "own_cores": None if own is None else round(own, 2)}

@@ -40,6 +40,8 @@ class Drain:
     ended_at: float = 0.0
     ids: list[str] = field(default_factory=list)
     submits: list[float] = field(default_factory=list)  # client clock, one per task
+    publish_cpu_s: float = 0.0  # the CPU this process spent publishing them
+    worker_cpu_s: float | None = None  # the CPU the workers spent draining them, if read
     metas: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -68,14 +70,14 @@ def fill(app: Celery, task: str, args: Sequence[Sequence[Any]], queue: str, star
     ids, submits = [], []
     with app.producer_or_acquire() as producer:
         app.send_task(MARKER, args=[start_key], queue=queue, producer=producer)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for one in args:
             submits.append(time.time())
             ids.append(app.send_task(task, args=list(one), queue=queue, producer=producer).id)
-        publish_s = time.perf_counter() - started
+        publish_s, publish_cpu_s = time.perf_counter() - started, time.process_time() - cpu
         if end_key:
             app.send_task(MARKER, args=[end_key], queue=queue, producer=producer)
-    return Drain(queue, len(ids), publish_s, ids=ids, submits=submits)
+    return Drain(queue, len(ids), publish_s, ids=ids, submits=submits, publish_cpu_s=publish_cpu_s)
 
 
 def open_queue(app: Celery, hostnames: Sequence[str], queue: str, timeout: float,

@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from labkit.results import held, read_result
 from labs import packages
+from tests import board
 from tests.conftest import REPO, cli_env
 
 CLI = [sys.executable, "-m", "labkit"]
@@ -125,10 +127,19 @@ def test_doctor_finds_redis_and_round_trips_a_task(tmp_path):
     assert "celery: 5.7" in proc.stdout
 
 
-def test_several_labs_end_with_a_summary_and_a_report_linking_every_plot(tmp_path):
+def _several(workdir: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    results = workdir / "results"
+    return board.command([*CLI, "run", "06,08", "--quick"], cli_env(results), REPO, workdir,
+                         timeout=300), results
+
+
+SEVERAL = board.declare("cli-run-06,08", _several, expected_s=20)
+
+
+def test_several_labs_end_with_a_summary_and_a_report_linking_every_plot(test_board):
     """`run all` and `run 06,08` share one path; two fast labs keep this test short
     (`make lab` runs all of them, and each lab has its own test)."""
-    proc = _run(["run", "06,08", "--quick"], tmp_path, timeout=300)
+    proc, tmp_path = test_board[SEVERAL]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout[proc.stdout.index("lab "):]
     for lab_id in ("06_routing", "08_observability"):

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from labkit.broker import free_port
+from tests import board
 from tests.conftest import REPO, cli_env
 
 
@@ -39,7 +40,8 @@ def _stop(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_a_password_protected_run_never_shows_the_password(tmp_path):
+def _protected_run(tmp_path: Path) -> None:
+    """The whole check, on the test board (it runs a lab): raises if anything showed it."""
     password = secrets.token_hex(12)
     port = free_port()
     server = _start_workshop_redis(port, password, tmp_path)
@@ -77,3 +79,10 @@ def test_a_password_protected_run_never_shows_the_password(tmp_path):
     leaks += [name for name, text in printed.items() if password in text]
     assert leaks == []
     assert ":***@" in banner
+
+
+PROTECTED = board.declare("password-protected-run", _protected_run, expected_s=25)
+
+
+def test_a_password_protected_run_never_shows_the_password(test_board):
+    test_board[PROTECTED]  # raises what the check found

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery.result import AsyncResult
 
+from labkit import cpu_share
 from labkit.drain import Drain
 from labkit.redis_state import lpush_calls, queue_length, queued_messages
 from labkit.sampler import Sampler
@@ -90,8 +91,13 @@ def batch(session: LabSession, worker: Worker, n: int,
           timeout: float) -> tuple[list[dict[str, Any]], Drain]:
     """``n`` tasks published into a queue nothing consumes yet, then drained by the lab's
     worker: the client's publishing rate and the worker's draining rate, apart."""
+    before = cpu_share.tree_cpu_s(worker.pid)
     drained = session.drain([worker], add.name, [(i, 1) for i in range(n)], timeout=timeout,
                             wake=["celery"])
+    # the CPU each side spent per task: the client's publishing (its own process, read around
+    # the publish loop) and the worker's taking, running and acknowledging (its process tree,
+    # read around the drain; it idles outside it)
+    drained.worker_cpu_s = cpu_share.tree_cpu_s(worker.pid) - before
     rows = [{"i": i, "id": task_id, "submit": t, "value": meta["result"], "expected": i + 1}
             for i, (task_id, t, meta) in enumerate(zip(drained.ids, drained.submits,
                                                        drained.metas, strict=True))]
@@ -162,7 +168,10 @@ def cost_ladder(session: LabSession, workers: list[Worker], lab_worker: Worker, 
         if step == 0:
             events_row = {"rung": EVENTS_RUNG,
                           **_best_of_two(session, lab_worker, batch.n, timeout, "celery"),
-                          "publish_tasks_per_s": batch.row()["publish_tasks_per_s"]}
+                          "publish_tasks_per_s": batch.row()["publish_tasks_per_s"],
+                          "client_cpu_ms_per_task": round(1000 * batch.publish_cpu_s / batch.n, 4),
+                          "worker_cpu_ms_per_task": (round(1000 * batch.worker_cpu_s / batch.n, 4)
+                                                     if batch.worker_cpu_s is not None else None)}
     session.stop_workers(workers, timeout=3)
     ladder = [rows[k] for k in sorted(rows)]
     ladder.insert(LAB_RUNG_INDEX + 1, events_row)

@@ -24,7 +24,13 @@ def test_a_window_reads_the_cores_used_and_idle_between_the_samples_inside_it():
     s = sampler([(t, 1.5 * t, 1.7 * t, 0.2 * t) for t in range(11)])
     w = s.window(2.0, 8.0)
     assert w == {"wall_s": 6.0, "used_cores": 1.5, "run_cores": 1.7, "idle_cores": 0.2,
-                 "available_cores": 1.9}
+                 "available_cores": 1.9, "own_cores": None}
+
+
+def test_the_runs_own_process_is_read_apart_from_its_tree():
+    # the driver itself used 0.3 of a core while its workers and Redis used more
+    s = sampler([(t, 1.0 * t, 1.6 * t, 0.1 * t, 0.3 * t) for t in range(5)])
+    assert s.window(0.0, 4.0)["own_cores"] == 0.3
 
 
 def test_a_window_inside_one_interval_reads_the_samples_around_it():

@@ -335,8 +335,12 @@ def ladder(**rates: float) -> list[Row]:
                 driver.EVENTS_RUNG: 569.3, driver.EXTENDED_RUNG: 880.2,
                 "bench shape (again)": 1796.3}
     measured.update(rates)
-    return [{"rung": name, "n": 600, "publish_tasks_per_s": 1668.1, "drain_tasks_per_s": rate}
+    rows = [{"rung": name, "n": 600, "publish_tasks_per_s": 1668.1, "drain_tasks_per_s": rate}
             for name, rate in measured.items()]
+    for row in rows:  # the lab's batch: what each side spent per task (a real run's)
+        if row["rung"] == driver.EVENTS_RUNG:
+            row.update(client_cpu_ms_per_task=1.34, worker_cpu_ms_per_task=5.8)
+    return rows
 
 
 def test_the_ladder_holds_and_reports_the_result_contract(ev: Evidence) -> None:
@@ -349,10 +353,30 @@ def test_the_ladder_holds_and_reports_the_result_contract(ev: Evidence) -> None:
     assert m["result_extended_cost"] == pytest.approx(1 - 880.2 / 906.9, abs=0.001)
 
 
-def test_a_worker_that_drains_faster_than_the_client_publishes_fails_the_claim(ev: Evidence) -> None:
+def test_a_client_that_spends_more_per_task_than_the_worker_fails_the_claim(ev: Evidence) -> None:
     rows = ladder()
     for r in rows:
-        r["publish_tasks_per_s"] = 800.0  # a slow client: now it is the limit
+        if r["rung"] == driver.EVENTS_RUNG:
+            r["client_cpu_ms_per_task"] = 6.5  # a costly client: given a core each, it is the limit
+    driver.check_throughput(ev, rows)
+    assert_only_fails(ev, "a_batch_is_limited_by_the_worker_not_the_client")
+
+
+def test_a_client_starved_of_cpu_while_it_published_is_not_the_limit(ev: Evidence) -> None:
+    # beside two other jobs one run published at 262/s and drained at 449/s: the rates are
+    # what each moment's machine gave, the CPU per task is what each side costs
+    rows = ladder()
+    for r in rows:
+        r["publish_tasks_per_s"] = 261.7
+    driver.check_throughput(ev, rows)
+    assert ev.finding("a_batch_is_limited_by_the_worker_not_the_client").holds
+
+
+def test_a_worker_whose_cpu_was_not_read_does_not_pass_the_claim(ev: Evidence) -> None:
+    rows = ladder()
+    for r in rows:
+        if r["rung"] == driver.EVENTS_RUNG:
+            r["worker_cpu_ms_per_task"] = None
     driver.check_throughput(ev, rows)
     assert_only_fails(ev, "a_batch_is_limited_by_the_worker_not_the_client")
 
