@@ -26,6 +26,9 @@ FINDINGS = {
     "a_send_to_a_hung_broker_waits_for_it",
     "a_socket_timeout_makes_the_send_give_up",
     "a_send_that_timed_out_may_still_be_delivered",
+    "acks_late_task_outliving_the_outage_runs_once",
+    "acks_late_task_ending_during_the_outage_runs_once_and_stores_a_failure",
+    "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered",
 }
 
 

@@ -178,3 +178,47 @@ def check_hung(ev: Evidence, hung: dict[str, Any]) -> None:
              "raised before the resume; ran once after it",
              warm["finished"] and warm["raised"] is not None and warm["returned_at"] is not None
              and warm["returned_at"] < hung["resumed_at"] and warm["runs"] == 1)
+
+
+# -- part 4: a task running under acks_late when the connection drops ----------------------------
+def check_late(ev: Evidence, late: dict[str, Any]) -> None:
+    cases, vt = late["cases"], late["visibility_timeout"]
+    after, during, cancel = cases["keep-after"], cases["keep-during"], cases["cancel"]
+    # a task that outlived its visibility timeout would come back for that reason alone (Lab 02)
+    in_time = (after["first_finished_at"] is not None
+               and after["first_finished_at"] - after["delivered_at"] < vt)
+    ev.check("acks_late_task_outliving_the_outage_runs_once",
+             "with worker_cancel_long_running_tasks_on_connection_loss False (Celery 5's default), "
+             "an acks_late task still running when Redis comes back finishes, is acknowledged on "
+             "the new connection and stores its result: it runs once",
+             {k: after[k] for k in ("executions", "finished", "still_unacked", "state",
+                                    "reran_after_delivery_s")} | {"visibility_timeout": vt},
+             "ran once, finished, SUCCESS, not left unacked" if in_time else
+             "not decided here: the task ran past its visibility timeout",
+             (after["executions"] == 1 and after["finished"] == 1 and after["state"] == "SUCCESS"
+              and not after["still_unacked"]) if in_time else True)
+    ev.check("acks_late_task_ending_during_the_outage_runs_once_and_stores_a_failure",
+             "the same task ending while Redis is down ran to its end once, but its result could "
+             "not be stored (the result store is the Redis that went away): once the worker is "
+             "back it records the task as FAILURE with the connection error and acknowledges the "
+             "message, so nothing runs it again and the caller sees a failure for work that was "
+             "done",
+             {k: during[k] for k in ("executions", "finished", "still_unacked", "state",
+                                     "stored_error", "reran_after_delivery_s")},
+             "ran once to its end; state FAILURE; not redelivered",
+             during["executions"] == 1 and during["finished"] == 1 and during["state"] == "FAILURE"
+             and not during["still_unacked"] and during["reran_after_delivery_s"] is None)
+    ev.check("cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered",
+             "with worker_cancel_long_running_tasks_on_connection_loss True the worker terminates "
+             "the running acks_late task when the connection drops (its log: 'Terminating it "
+             "instead'); Celery's own warning says such tasks 'are automatically redelivered', "
+             "but on Redis the message is acknowledged once the worker is back and the task is "
+             "REVOKED: it never finishes and never runs again",
+             {k: cancel[k] for k in ("executions", "finished", "still_unacked", "state",
+                                     "reran_after_delivery_s", "log")}
+             | {"waited_for_a_redelivery_s": round(late["settled_at"] - cancel["delivered_at"], 2)},
+             "terminated (never finished), not redelivered within the visibility timeout",
+             cancel["executions"] == 1 and cancel["finished"] == 0
+             and cancel["log"]["terminating"] >= 1 and cancel["reran_after_delivery_s"] is None
+             and not cancel["still_unacked"]
+             and late["settled_at"] - cancel["delivered_at"] >= vt)  # a redelivery had its time

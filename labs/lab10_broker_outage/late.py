@@ -110,6 +110,7 @@ def late_round(s: LabSession, workers: dict[str, Worker], visibility_timeout: fl
     time.sleep(max(0.0, settle - time.time()))
     wait_for(lambda: all(_quiet(runs(c), struck.up_at) for c in CASES), timeout,
              "a task run again after the restart did not finish")
+    settled_at = time.time()
 
     counts = s.counts(COUNTS)
     out = {}
@@ -123,6 +124,9 @@ def late_round(s: LabSession, workers: dict[str, Worker], visibility_timeout: fl
             "executions": counts.get(ids[case], 0),
             "finished": sum(r.get("phase") == "finished" for r in mine),
             "still_unacked": ids[case] in _unacked_ids(s, case),
+            "state": sent[case].state,  # the result store is the Redis that went away
+            "stored_error": (type(sent[case].result).__name__
+                             if sent[case].state in ("FAILURE", "REVOKED") else None),
             "reran_after_delivery_s": (round(starts[1] - delivered_at[case], 3)
                                        if len(starts) > 1 else None),
             "first_finished_at": min((r["t"] for r in mine if r.get("phase") == "finished"),
@@ -132,6 +136,7 @@ def late_round(s: LabSession, workers: dict[str, Worker], visibility_timeout: fl
                     "worker_lost": sum("WorkerLostError" in line for line in lines)},
         }
     return {"visibility_timeout": visibility_timeout, "sweep_s": SWEEP_S, "cases": out,
+            "settled_at": settled_at,
             "down_at": struck.down_at, "up_at": struck.up_at,
             "during": struck.while_down, "aof_written_before_the_kill": struck.aof_written}
 

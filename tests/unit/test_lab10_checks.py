@@ -340,3 +340,62 @@ def test_an_error_logged_but_a_worker_that_consumed_fails_too(tmp_path):
     ev = evidence(tmp_path)
     checks.check_room(ev, room)
     assert not ev.findings[0].holds
+
+
+# -- part 4: acks_late tasks when the connection drops (values from a real run) ------------------
+def late_() -> dict[str, Any]:
+    def case(executions: int, finished: int, state: str, terminating: int = 0) -> dict[str, Any]:
+        return {"executions": executions, "finished": finished, "still_unacked": False,
+                "state": state, "stored_error": None, "reran_after_delivery_s": None,
+                "first_finished_at": 100.24 if finished else None, "delivered_at": 100.0,
+                "log": {"terminating": terminating, "worker_lost": 0}}
+    return {"visibility_timeout": 4.0, "sweep_s": 0.25, "settled_at": 108.8,
+            "cases": {"keep-after": case(1, 1, "SUCCESS"), "keep-during": case(1, 1, "FAILURE"),
+                      "cancel": case(1, 0, "REVOKED", terminating=1)}}
+
+
+def test_the_measured_acks_late_part_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_late(ev, late_())
+    assert all(f.holds for f in ev.findings) and len(ev.findings) == 3
+
+
+@pytest.mark.parametrize(("case", "change", "finding"), [
+    ("keep-after", {"executions": 2}, "acks_late_task_outliving_the_outage_runs_once"),
+    ("keep-after", {"state": "FAILURE"}, "acks_late_task_outliving_the_outage_runs_once"),
+    ("keep-after", {"still_unacked": True}, "acks_late_task_outliving_the_outage_runs_once"),
+    ("keep-during", {"state": "SUCCESS"},
+     "acks_late_task_ending_during_the_outage_runs_once_and_stores_a_failure"),
+    ("keep-during", {"executions": 2, "reran_after_delivery_s": 4.3},
+     "acks_late_task_ending_during_the_outage_runs_once_and_stores_a_failure"),
+    # were the message redelivered, as Celery's warning says, the task would run again
+    ("cancel", {"executions": 2, "reran_after_delivery_s": 4.3},
+     "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered"),
+    ("cancel", {"still_unacked": True},
+     "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered"),
+    ("cancel", {"finished": 1, "log": {"terminating": 0, "worker_lost": 0}},
+     "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered"),
+])
+def test_an_acks_late_part_that_behaved_otherwise_fails(tmp_path, case, change, finding):
+    late = late_()
+    late["cases"][case].update(change)
+    ev = evidence(tmp_path)
+    checks.check_late(ev, late)
+    assert_only_fails(ev, finding)
+
+
+def test_no_redelivery_is_claimed_without_the_time_to_see_one(tmp_path):
+    late = late_()
+    late["settled_at"] = 102.0  # 2 s after the delivery, inside a 4 s visibility timeout
+    ev = evidence(tmp_path)
+    checks.check_late(ev, late)
+    assert_only_fails(ev, "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered")
+
+
+def test_a_task_that_ran_past_its_visibility_timeout_is_not_judged_on_running_once(tmp_path):
+    late = late_()
+    late["cases"]["keep-after"].update(first_finished_at=104.5, executions=2)  # came back for that
+    ev = evidence(tmp_path)
+    checks.check_late(ev, late)
+    finding = ev.finding("acks_late_task_outliving_the_outage_runs_once")
+    assert finding.holds and "not decided" in finding.expected
