@@ -16,6 +16,7 @@ from celery import chain, chord, group
 
 from labkit.broker import Broker
 from labkit.session import LabSession
+from labkit.taskside import STARTS
 from labs.lab09_canvas.tasks import add, collect, gated, tiny, work
 
 SHAPES = ("chain", "group", "chord")
@@ -131,11 +132,13 @@ def _header_and_body(session: LabSession, members: list[str], body: str) -> dict
             "body_delay_s": started[body] - last if last and body in started else None}
 
 
-def _unlock_runs(events: list[dict[str, Any]]) -> list[float]:
-    """When each ``celery.chord_unlock`` run started: a retry keeps the task's id, so every
-    task-started event of an id first received as chord_unlock is one more poll."""
+def _unlock_runs(session: LabSession, events: list[dict[str, Any]]) -> list[float]:
+    """When each ``celery.chord_unlock`` run of this chord started, stamped by the pool process
+    that ran it (taskside.STAMP_STARTS; a task-started event is stamped later, by the main
+    process, by a lag that varies): a retry keeps the task's id, so every stamp of an id first
+    received as chord_unlock is one more poll."""
     ids = {e["uuid"] for e in events if e.get("type") == "task-received" and e.get("name") == UNLOCK}
-    return [e["timestamp"] for e in events if e.get("type") == "task-started" and e.get("uuid") in ids]
+    return sorted(r["t"] for r in session.records(f"{STARTS}{UNLOCK}") if r["id"] in ids)
 
 
 def _nth_unlock_run(polls: int) -> Callable[[dict[str, Any]], bool]:
@@ -171,7 +174,7 @@ def unlock_join(session: LabSession, queue: str, n: int, polls: int, backend_url
         _open_gate_after(session, gate, [], timeout)
         value = result.get(timeout=timeout)
     session.events.wait_until_settled(timeout, hold=0.2)
-    runs = _unlock_runs(session.events.snapshot()[mark:])
+    runs = _unlock_runs(session, session.events.snapshot()[mark:])
     return {"n": n, "polls_awaited": polls, "hold_s": opened_at - held_from, "value": value,
             "sent": dict(sent_since(session, mark)), "unlock_runs": len(runs),
             "unlock_runs_while_held": sum(1 for t in runs if t < opened_at), "unlock_at": runs,

@@ -14,6 +14,7 @@ from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import Param, Params
 from labkit.session import LabSession
+from labkit.taskside import STAMP_STARTS
 from labs.lab09_canvas import checks, cost, failures, flow, plots
 
 QUEUE = "lab09"  # w1 and w2, and every process's default queue (a chain's links are sent by workers)
@@ -61,7 +62,9 @@ def measure_lab(s: LabSession) -> None:
         "one": {"concurrency": 1, "queues": [ONE_SLOT], "settings": one_slot},
         "nojoin": {"concurrency": 2, "queues": [NO_JOIN],
                    "settings": {"result_backend": backend_url, "task_default_queue": NO_JOIN,
-                                "result_chord_retry_interval": p.unlock_interval}},
+                                "result_chord_retry_interval": p.unlock_interval,
+                                # each chord_unlock run stamped where it runs, as it starts
+                                STAMP_STARTS: [cost.UNLOCK]}},
     })
 
     s.step("data flow: a chain with .s and .si, a group, a chord finishing out of header order")
