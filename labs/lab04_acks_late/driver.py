@@ -56,7 +56,8 @@ WHY = {
     ("early", "child_kill"): "acked when it started; the worker records WorkerLostError",
     ("early", "worker_kill"): "acked when it started, and nobody is left to record anything",
     ("early", "cold"): "acked when it started; cold shutdown cancels it and marks it RETRY, "
-                       "yet nothing will retry it",
+                       "yet nothing will retry it (one that reached the end of its body before "
+                       "the shutdown acted keeps its work and still reads RETRY)",
     ("late", "child_kill"): "the worker survives, sees WorkerLostError and acks the message "
                             "as failed (acks_on_failure_or_timeout)",
     ("late_reject", "child_kill"): "reject_on_worker_lost requeues the message",
@@ -155,6 +156,21 @@ def measure_lab(s: LabSession) -> None:
     check_idempotency(s.evidence, parts[0])
 
 
+# A cold shutdown acts in the worker's main process: a task in flight at the signal may reach
+# the end of its body before its child is terminated (beside other jobs, one of two did). It
+# was cancelled all the same (RETRY, run once, never again): its work is done, not lost.
+ENDED_AS_IT_CAME = {("early", "cold")}
+
+
+def as_expected(cell: matrix.Cell, row: dict[str, Any], outcome: str, state: str) -> bool:
+    if row["state"] != state:
+        return False
+    if row["outcome"] == outcome:
+        return True
+    return ((cell.mode, cell.fault) in ENDED_AS_IT_CAME and row["outcome"] == "once"
+            and row["starts"] == 1)
+
+
 def check_matrix(ev: Evidence, cells: list[matrix.Cell], rows: list[dict[str, Any]]) -> None:
     table = []
     for cell in cells:
@@ -173,9 +189,10 @@ def check_matrix(ev: Evidence, cells: list[matrix.Cell], rows: list[dict[str, An
         ev.check(f"{cell.mode}_{cell.fault}",
                  f"{cell.mode} ack, {cell.fault.replace('_', ' ')}: the tasks it hits end "
                  f"{want_outcome} ({why(cell.mode, cell.fault)}); the others run once",
-                 measured, f"hit >= 1, all {want_outcome} / {want_state}; others all once",
-                 bool(hit) and all(r["outcome"] == want_outcome and r["state"] == want_state
-                                   for r in hit)
+                 measured, f"hit >= 1, all {want_outcome} / {want_state}; others all once"
+                 + (f" (or once / {want_state}: it ended as the shutdown came)"
+                    if (cell.mode, cell.fault) in ENDED_AS_IT_CAME else ""),
+                 bool(hit) and all(as_expected(cell, r, want_outcome, want_state) for r in hit)
                  and all(r["outcome"] == "once" and r["state"] == "SUCCESS" for r in spared))
     ev.measured(matrix=table)
 

@@ -91,10 +91,16 @@ def sweep(session: LabSession, configs: list[tuple[str, int]], *, latency: float
             "mixed": (mixed.name, [(iterations, latency)] * n_mixed),
         }
         for name, (task, args) in workloads.items():
-            drained = session.drain([worker], task, args, timeout=timeout, wake=[QUEUE])
+            # the cores the worker used during the drain, and the ones at hand (cpu_share):
+            # what the GIL allows threads is read there, not from two drains' wall times
+            with cpu_share.CpuSampler([worker.pid]) as sampled:
+                drained = session.drain([worker], task, args, timeout=timeout, wake=[QUEUE])
+            cores_during = sampled.window(drained.started_at, drained.ended_at)
             rows.append({"pool": pool, "concurrency": concurrency, "workload": name,
                          "start_s": worker.ready_s, "rss_mb": rss / 1e6, "n": drained.n,
                          "elapsed_s": drained.drain_s, "throughput": drained.rate,
+                         "used_cores": cores_during["used_cores"],
+                         "available_cores": cores_during["available_cores"],
                          # what the CPU work took where it ran (the task returns it)
                          "min_runtime_s": (min(m["result"] for m in drained.metas)
                                            if name != "io" else None)})

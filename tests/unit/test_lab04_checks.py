@@ -344,3 +344,30 @@ def test_a_fault_aimed_too_close_to_the_end_of_a_task_is_refused() -> None:
     with pytest.raises(SetupError, match=r"kill_fractions=0\.9"):
         driver.validate(params(task_s=0.2, kill_fractions=[0.9]))
     driver.validate(params(task_s=0.2, kill_fractions=[0.5]))
+
+
+def test_a_cold_shutdown_that_came_as_a_task_ended_is_still_a_cancel(ev: Evidence) -> None:
+    """Beside other jobs, one of two early-ack tasks hit by a cold shutdown had reached the end
+    of its body before its child was terminated: run once, RETRY. Cancelled all the same."""
+    p = params()
+    rows = matrix_rows(p)
+    cell = matrix.Cell("early", "cold")
+    victim = next(r for r in mine(rows, cell, 0) if r["victim"])
+    victim.update(starts=1, finishes=1, state="RETRY")
+    victim["outcome"] = matrix.outcome(victim)
+    assert victim["outcome"] == "once"
+    driver.check_matrix(ev, CELLS, rows)
+    assert all(f.holds for f in ev.findings)
+
+
+@pytest.mark.parametrize("state", ["SUCCESS", "PENDING"])
+def test_a_cold_shutdown_that_let_the_task_finish_is_caught(ev: Evidence, state: str) -> None:
+    """Ran once but not cancelled (a cold shutdown that waited, as a warm one does)."""
+    p = params()
+    rows = matrix_rows(p)
+    cell = matrix.Cell("early", "cold")
+    victim = next(r for r in mine(rows, cell, 0) if r["victim"])
+    victim.update(starts=1, finishes=1, state=state)
+    victim["outcome"] = matrix.outcome(victim)
+    driver.check_matrix(ev, CELLS, rows)
+    assert_only_fails(ev, "early_cold")
