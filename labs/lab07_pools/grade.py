@@ -1,6 +1,6 @@
 """Exercise 07's grader: the learner's two worker configurations drained on pre-filled queues
-(Lab 07's own measurement), against targets set by this machine: a one-process CPU rate and
-the parallelism plain processes get right now."""
+(Lab 07's own measurement), against targets set by this machine in the same moment: the IO
+worker's own no-op ceiling, and the cores at hand while the CPU worker drains."""
 
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ IO_TARGET = 150.0  # tasks/s
 CEILING_SHARE = 0.6  # of the worker's own no-op ceiling, where that is the lower target
 CEILING_TASKS = 300  # the no-op drain that measures it (Lab 07's noop_tasks minimum)
 RSS_CAP_MB = 400.0
-# prefork keeps most of plain processes' gain (it pays a main process, the broker and the
-# results out of the same cores): 0.85-0.93 of it on an idle 2-core machine, 0.67 measured
-# with another lab running beside it; threads and green pools keep none (the GIL)
+# prefork keeps most of the cores at hand busy (its main process, the broker and the results
+# take a share); threads and green pools one core at most (the GIL)
 CPU_SHARE = 0.6
-MIN_CONTROL = 1.5  # below it, processes and threads would pass alike: no verdict
+MIN_CONTROL = 1.5  # cores at hand; below it, processes and threads would pass alike: no verdict
 PARAMS = {"cpu_ms": Param(20.0, "the CPU task's cost, milliseconds", min=5, max=100)}
 
 
@@ -40,11 +39,12 @@ def options(config: Any, name: str) -> dict[str, Any]:
 
 
 def drain(s: LabSession, name: str, worker_options: dict[str, Any], task: str, args: tuple,
-          n: int, ceiling: bool = False, tries: int = 1,
-          enough: float = math.inf) -> tuple[float, float, float | None, float | None]:
+          n: int, ceiling: bool = False, tries: int = 1, enough: float = math.inf,
+          window: bool = False) -> tuple[float, float, float | None, Any]:
     """Tasks per second on a pre-filled queue, the worker's resident memory (MB), with
     ``ceiling`` the rate it drains no-op tasks at right now (its ceiling, Lab 07), and the cores
-    the run had at hand during the drain counted (labkit.cpu_share). With ``tries`` > 1, a
+    the run had at hand during the drain counted (labkit.cpu_share; with ``window``, the whole
+    reading: the cores the worker used too). With ``tries`` > 1, a
     drain under ``enough`` is measured again and the best one counts: one reading taken while
     something else had the machine is no verdict on the learner's choice."""
     queue = f"ex07_{name}"
@@ -60,15 +60,12 @@ def drain(s: LabSession, name: str, worker_options: dict[str, Any], task: str, a
         for _ in range(tries):
             d = s.drain([worker], task, [args] * n, timeout=120, wake=[queue])
             if d.rate > best[0]:
-                best = (d.rate, sampler_window(sampler, d))
+                read = sampler.window(d.started_at, d.ended_at) if d.ended_at else None
+                best = (d.rate, read if window else (read or {}).get("available_cores"))
             if best[0] >= enough:
                 break
     s.stop_workers([worker], timeout=1.5)
     return best[0], rss, top, best[1]
-
-
-def sampler_window(sampler: cpu_share.CpuSampler, d: Any) -> float | None:
-    return sampler.window(d.started_at, d.ended_at)["available_cores"] if d.ended_at else None
 
 
 MIN_IO_CORES = 0.9  # the IO worker is one process: with less than a core at hand it is no verdict
@@ -111,26 +108,34 @@ def grade(s: LabSession, learner: Learner) -> None:
                                           enough=IO_TARGET)
     check_io(s, io_rate, io_rss, top, at_hand)
 
-    # the learner's CPU worker, then at once the machine's parallelism and one process's rate:
-    # a laptop's free cores change by the second, so the target is measured beside the result
+    # the learner's CPU worker, the cores it used during its drain and the ones at hand then:
+    # a laptop's free cores change by the second, so the target is read in the same moment
     n_cpu = max(24, math.ceil(1.5 * min(cpu_options["concurrency"], cores) / cost))
-    cpu_rate, _, _, _ = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu)
-    control = measure.parallel_speedup(iterations, cores, cost)["speedup"] if cores > 1 else 1.0
-    one, _, _, _ = drain(s, "one", {"pool": "solo", "concurrency": 1, **measure.NO_EVENTS}, cpu.name,
-                   (iterations,), max(20, math.ceil(0.6 / cost)))
-    factor = max(0.9, CPU_SHARE * control)
-    measured = {"tasks_per_s": round(cpu_rate, 1), "one_process_tasks_per_s": round(one, 1),
-                "plain_processes_speedup": round(control, 2)}
-    if cores > 1 and control < MIN_CONTROL:
+    cpu_rate, _, _, window = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu,
+                                   window=True)
+    check_cpu(s, cpu_rate, window, cores)
+
+
+def check_cpu(s: Any, rate: float, window: dict[str, Any] | None, cores: int) -> None:
+    """Pure-Python work holds the GIL: one process uses one core at most, so a configuration
+    that runs it in parallel keeps most of the free cores busy. Read where it acts (the cores
+    the worker used during its own drain), not from drains at other moments: a solution once
+    missed a target set by plain processes that read 2.41x faster than one on 2 cores."""
+    used = window.get("used_cores") if window else None
+    at_hand = min(window["available_cores"], cores) if window and window.get("available_cores") \
+        else None
+    measured = {"tasks_per_s": round(rate, 1), "used_cores": used, "cores_at_hand": at_hand}
+    if cores > 1 and (at_hand is None or used is None or at_hand < MIN_CONTROL):
         # processes and threads would pass alike: no verdict, and the learner is told why
         s.check("cpu_reaches_what_the_cores_allow", "not graded: this machine is too busy right "
-                f"now ({cores} plain processes ran only {control:.2f}x faster than one); close "
-                "what else runs and check again", measured, f"plain processes >= {MIN_CONTROL}x",
+                f"now (during the CPU drain the run had {at_hand} of {cores} cores at hand); "
+                "close what else runs and check again", measured, f">= {MIN_CONTROL} cores at hand",
                 False)
         return
-    s.check("cpu_reaches_what_the_cores_allow", "the CPU-bound worker runs the work at least "
-            f"{CPU_SHARE} x as much faster than one process as plain processes do here",
-            measured, f">= {factor:.2f} x {one:.1f} tasks/s", cpu_rate >= factor * one)
+    want = CPU_SHARE * at_hand if cores > 1 else 0.9
+    s.check("cpu_reaches_what_the_cores_allow", "the CPU-bound worker keeps at least "
+            f"{CPU_SHARE} of the cores at hand busy during its drain (the GIL lets one process "
+            "use one)", measured, f">= {want:.2f} cores used", used >= want)
 
 
 EXERCISE = Exercise(

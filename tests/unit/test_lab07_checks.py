@@ -551,3 +551,21 @@ def test_exercise_07_io_is_not_graded_without_a_core_at_hand(tmp_path, rate, at_
     finding = ev.finding("io_reaches_its_target")
     assert finding.holds is holds
     assert ("not graded: this machine is too busy" in finding.claim) is refused
+
+
+
+@pytest.mark.parametrize(("used", "at_hand", "holds", "refused"), [
+    (1.85, 1.98, True, False),   # prefork x2 on an idle 2-core machine (measured)
+    (1.02, 1.97, False, False),  # threads x2: the GIL, one core whatever is free
+    (1.0, 1.1, False, True),     # a busy machine: threads and processes would look alike
+    (1.85, 3.7, True, False),    # idle time read past the cores it may use counts as 2
+])
+def test_exercise_07_cpu_is_graded_on_the_cores_used_in_the_same_moment(
+        tmp_path, used, at_hand, holds, refused):
+    from labs.lab07_pools import grade
+
+    ev = Evidence(tmp_path)
+    grade.check_cpu(ev, 76.0, {"used_cores": used, "available_cores": at_hand}, 2)
+    finding = ev.finding("cpu_reaches_what_the_cores_allow")
+    assert finding.holds is holds
+    assert ("not graded: this machine is too busy" in finding.claim) is refused
