@@ -111,9 +111,10 @@ def test_a_tick_that_no_worker_ran_is_not_only_published(ev: Evidence, p: Params
 # --- the worker away ---------------------------------------------------------------------------
 
 def away(published: int = 7, growth: int = 7, backlog: int = 9, ran: int | None = None,
-         spread: float = 0.022) -> Row:
+         spread: float = 0.022, pace: float = 0.025) -> Row:
     """measure.worker_away: beat published ``published`` ticks in the 2 s the worker was away,
-    the queue grew by ``growth``; the new worker ran ``ran`` of the ``backlog`` within ``spread``."""
+    the queue grew by ``growth``; the new worker ran ``ran`` of the ``backlog`` within ``spread``,
+    and as many ticks sent at once within ``pace``."""
     start = T0 + 7.0
     ran = backlog if ran is None else ran
     return {
@@ -123,6 +124,7 @@ def away(published: int = 7, growth: int = 7, backlog: int = 9, ran: int | None 
         "published_while_away": published, "queue_growth": growth, "away_s": 2.005,
         "backlog": backlog,
         "backlog_ran": [start + 3.19 + spread * i / max(1, ran - 1) for i in range(ran)],
+        "sent_at_once_ran": [start + 4.0 + pace * i / max(1, backlog - 1) for i in range(backlog)],
     }
 
 
@@ -147,6 +149,19 @@ def test_a_beat_that_pauses_while_no_worker_consumes_does_not_grow_the_queue(
 def test_a_backlog_drained_at_the_schedule_pace_is_not_a_burst(ev_scheduled: Evidence) -> None:
     """The 9 queued ticks run one per period (as if rate-limited to the schedule): 8 periods."""
     driver.check_worker_away(ev_scheduled, away(spread=8 * MEAN_PERIOD))
+    assert_only_fails(ev_scheduled, "backlog_drains_in_a_burst")
+
+
+def test_a_worker_slower_than_the_schedule_leaves_the_burst_undecided(ev_scheduled: Evidence) -> None:
+    """Beside other jobs: the backlog took 3.0 s at a 0.1 s period, and so did as many ticks sent
+    at once: the worker, not the schedule, set the pace; no burst could show."""
+    driver.check_worker_away(ev_scheduled, away(spread=8 * MEAN_PERIOD, pace=8 * MEAN_PERIOD))
+    finding = ev_scheduled.finding("backlog_drains_in_a_burst")
+    assert finding.holds and "not decided" in finding.expected
+
+
+def test_a_slow_worker_still_fails_the_claim_when_ticks_were_lost(ev_scheduled: Evidence) -> None:
+    driver.check_worker_away(ev_scheduled, away(ran=7, pace=8 * MEAN_PERIOD))
     assert_only_fails(ev_scheduled, "backlog_drains_in_a_burst")
 
 
