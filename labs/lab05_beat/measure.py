@@ -3,6 +3,7 @@ own record), and what the queue did in between."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
 
+from labkit import cpu_share
 from labkit.redis_state import queue_length
 from labkit.sampler import Sampler
 from labkit.session import LabSession
@@ -45,12 +47,17 @@ def ticks(session: LabSession, start: float, end: float, interval: float) -> lis
     return rows
 
 
-def schedule_phase(session: LabSession, window: float, interval: float) -> list[dict[str, Any]]:
-    start = time.time()
-    time.sleep(window)
-    end = time.time()
+def schedule_phase(session: LabSession, window: float, interval: float,
+                   beat_pid: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The ticks of ``window`` seconds, and the cores the run had at hand meanwhile (beat's
+    cadence is its own loop's: on a machine with no core to spare, its ticks come late)."""
+    sampler = cpu_share.CpuSampler([beat_pid]) if beat_pid else None
+    with sampler or contextlib.nullcontext():
+        start = time.time()
+        time.sleep(window)
+        end = time.time()
     time.sleep(min(1.0, interval * 2))  # let the last ticks run
-    return ticks(session, start, end, interval)
+    return ticks(session, start, end, interval), sampler.window(start, end) if sampler else None
 
 
 def worker_away(session: LabSession, worker, away: float, timeout: float) -> dict[str, Any]:

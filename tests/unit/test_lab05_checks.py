@@ -93,6 +93,27 @@ def test_one_tick_published_100ms_late_does_not_keep_the_interval(ev: Evidence, 
     assert abs(ev.finding("beat_keeps_the_interval").measured["mean_period_ms"] - 300) < 1
 
 
+def test_a_beat_late_on_a_machine_without_a_free_core_is_not_judged_on_its_cadence(
+        ev: Evidence, p: Params) -> None:
+    """Beside Lab 01's drains (1.1 cores at hand) every tick came 12 ms late: the cadence is the
+    machine's then; only "never early" is judged."""
+    driver.check_schedule(ev, p, ticks([INTERVAL + 0.012] * len(JITTER)), {"available_cores": 1.1})
+    finding = ev.finding("beat_keeps_the_interval")
+    assert finding.holds and "not decided" in finding.expected
+
+
+def test_a_beat_early_on_a_busy_machine_is_caught(ev: Evidence, p: Params) -> None:
+    periods = on_time()
+    periods[3] = INTERVAL - 0.05  # a tick 50 ms early: no delay explains that
+    driver.check_schedule(ev, p, ticks(periods), {"available_cores": 1.1})
+    assert_only_fails(ev, "beat_keeps_the_interval")
+
+
+def test_a_beat_that_lags_with_the_cores_at_hand_still_fails(ev: Evidence, p: Params) -> None:
+    driver.check_schedule(ev, p, ticks([INTERVAL + 0.015] * len(JITTER)), {"available_cores": 1.9})
+    assert_only_fails(ev, "beat_keeps_the_interval")
+
+
 def test_ticks_run_inside_beat_not_by_a_worker_are_not_only_published(ev: Evidence, p: Params) -> None:
     """A beat that ran its ticks itself: the task's record carries no celery_beat_task header."""
     driver.check_schedule(ev, p, ticks(on_time(), header=False))
