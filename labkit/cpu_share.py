@@ -103,8 +103,7 @@ class CpuSampler:
         if wall <= 0:
             return {"wall_s": 0.0, "used_cores": None, "run_cores": None, "idle_cores": None,
                     "available_cores": None, "own_cores": None}
-        used, run, idle = (b[1] - a[1]) / wall, (b[2] - a[2]) / wall, (b[3] - a[3]) / wall
-        own = (b[4] - a[4]) / wall if len(a) > 4 else None
+        used, run, idle, own = ((b[k] - a[k]) / wall for k in range(1, 5))
         return {"wall_s": round(wall, 3), "used_cores": round(used, 2), "run_cores": round(run, 2),
                 "idle_cores": round(idle, 2), "available_cores": round(max(run, used) + idle, 2),
-                "own_cores": None if own is None else round(own, 2)}
+                "own_cores": round(own, 2)}

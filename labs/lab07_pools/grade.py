@@ -39,12 +39,12 @@ def options(config: Any, name: str) -> dict[str, Any]:
 
 
 def drain(s: LabSession, name: str, worker_options: dict[str, Any], task: str, args: tuple,
-          n: int, ceiling: bool = False, tries: int = 1, enough: float = math.inf,
-          window: bool = False) -> tuple[float, float, float | None, Any]:
+          n: int, ceiling: bool = False, tries: int = 1,
+          enough: float = math.inf) -> tuple[float, float, float | None, dict[str, Any] | None]:
     """Tasks per second on a pre-filled queue, the worker's resident memory (MB), with
     ``ceiling`` the rate it drains no-op tasks at right now (its ceiling, Lab 07), and the cores
-    the run had at hand during the drain counted (labkit.cpu_share; with ``window``, the whole
-    reading: the cores the worker used too). With ``tries`` > 1, a
+    the worker used and the cores the run had at hand during the drain (labkit.cpu_share's
+    window). With ``tries`` > 1, a
     drain under ``enough`` is measured again and the best one counts: one reading taken while
     something else had the machine is no verdict on the learner's choice."""
     queue = f"ex07_{name}"
@@ -55,13 +55,12 @@ def drain(s: LabSession, name: str, worker_options: dict[str, Any], task: str, a
         if ceiling else None
     if top is not None:  # the IO target: the lower of the fixed one and the ceiling's share
         enough = min(enough, CEILING_SHARE * top)
-    best: tuple[float, float | None] = (0.0, None)
+    best: tuple[float, dict[str, Any] | None] = (0.0, None)
     with cpu_share.CpuSampler([worker.pid]) as sampler:
         for _ in range(tries):
             d = s.drain([worker], task, [args] * n, timeout=120, wake=[queue])
             if d.rate > best[0]:
-                read = sampler.window(d.started_at, d.ended_at) if d.ended_at else None
-                best = (d.rate, read if window else (read or {}).get("available_cores"))
+                best = (d.rate, sampler.window(d.started_at, d.ended_at) if d.ended_at else None)
             if best[0] >= enough:
                 break
     s.stop_workers([worker], timeout=1.5)
@@ -103,16 +102,15 @@ def grade(s: LabSession, learner: Learner) -> None:
     cores = os.cpu_count() or 1
 
     c = io_options["concurrency"]
-    io_rate, io_rss, top, at_hand = drain(s, "io", io_options, io.name, (LATENCY,),
-                                          60 if c < 16 else 4 * c, ceiling=True, tries=2,
-                                          enough=IO_TARGET)
-    check_io(s, io_rate, io_rss, top, at_hand)
+    io_rate, io_rss, top, io_window = drain(s, "io", io_options, io.name, (LATENCY,),
+                                            60 if c < 16 else 4 * c, ceiling=True, tries=2,
+                                            enough=IO_TARGET)
+    check_io(s, io_rate, io_rss, top, (io_window or {}).get("available_cores"))
 
     # the learner's CPU worker, the cores it used during its drain and the ones at hand then:
     # a laptop's free cores change by the second, so the target is read in the same moment
     n_cpu = max(24, math.ceil(1.5 * min(cpu_options["concurrency"], cores) / cost))
-    cpu_rate, _, _, window = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu,
-                                   window=True)
+    cpu_rate, _, _, window = drain(s, "cpu", cpu_options, cpu.name, (iterations,), n_cpu)
     check_cpu(s, cpu_rate, window, cores)
 
 

@@ -12,7 +12,7 @@ import pytest
 from labkit.cpu_share import CpuSampler
 
 
-def sampler(samples: list[tuple[float, float, float, float]]) -> CpuSampler:
+def sampler(samples: list[tuple[float, ...]]) -> CpuSampler:
     s = CpuSampler([os.getpid()])
     s.samples = samples
     return s
@@ -21,10 +21,10 @@ def sampler(samples: list[tuple[float, float, float, float]]) -> CpuSampler:
 def test_a_window_reads_the_cores_used_and_idle_between_the_samples_inside_it():
     # 1 s apart: the workers used 1.5 s of CPU a second, the whole run (their Redis, the
     # driver) 1.7, the machine left 0.2 s a second idle: the rest of it took 0.1 of 2 cores
-    s = sampler([(t, 1.5 * t, 1.7 * t, 0.2 * t) for t in range(11)])
+    s = sampler([(t, 1.5 * t, 1.7 * t, 0.2 * t, 0.1 * t) for t in range(11)])
     w = s.window(2.0, 8.0)
     assert w == {"wall_s": 6.0, "used_cores": 1.5, "run_cores": 1.7, "idle_cores": 0.2,
-                 "available_cores": 1.9, "own_cores": None}
+                 "available_cores": 1.9, "own_cores": 0.1}
 
 
 def test_the_runs_own_process_is_read_apart_from_its_tree():
@@ -34,13 +34,13 @@ def test_the_runs_own_process_is_read_apart_from_its_tree():
 
 
 def test_a_window_inside_one_interval_reads_the_samples_around_it():
-    s = sampler([(0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0), (2.0, 3.0, 3.0, 1.0)])
+    s = sampler([(0.0, 0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0, 0.1), (2.0, 3.0, 3.0, 1.0, 0.2)])
     assert s.window(1.2, 1.4)["used_cores"] == pytest.approx(2.0)  # from 1.0 to 2.0
 
 
 def test_a_busy_machine_shows_as_few_cores_at_hand():
     # two workers sharing a core with another job: 1 core between them, nothing idle
-    s = sampler([(t, 1.0 * t, 1.1 * t, 0.0) for t in range(5)])
+    s = sampler([(t, 1.0 * t, 1.1 * t, 0.0, 0.1 * t) for t in range(5)])
     assert s.window(0.0, 4.0)["available_cores"] == 1.1
 
 
