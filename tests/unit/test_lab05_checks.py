@@ -102,11 +102,30 @@ def test_a_beat_late_on_a_machine_without_a_free_core_is_not_judged_on_its_caden
     assert finding.holds and "not decided" in finding.expected
 
 
-def test_a_beat_early_on_a_busy_machine_is_caught(ev: Evidence, p: Params) -> None:
-    periods = on_time()
-    periods[3] = INTERVAL - 0.05  # a tick 50 ms early: no delay explains that
-    driver.check_schedule(ev, p, ticks(periods), {"available_cores": 1.1})
+def test_a_beat_that_runs_ahead_on_a_busy_machine_is_caught(ev: Evidence, p: Params) -> None:
+    """Every tick 15 % early: ten sends span 2.3 s, under the 2.4 s that eight whole intervals
+    take, and no stamping delay can shorten a span."""
+    driver.check_schedule(ev, p, ticks([INTERVAL * 0.85] * len(JITTER)), {"available_cores": 1.1})
     assert_only_fails(ev, "beat_keeps_the_interval")
+    assert ev.finding("beat_keeps_the_interval").measured["ahead_of_schedule_ms"] > 0
+
+
+def test_one_short_period_on_a_busy_machine_is_not_a_beat_ahead(ev: Evidence, p: Params) -> None:
+    """CI at 1.07 cores at hand: one send stamped late makes the next period short (5.3 ms under
+    the interval there; 50 ms here). Beat decided on time; only its stamp came late."""
+    periods = on_time()
+    periods[3], periods[4] = INTERVAL + 0.05, INTERVAL - 0.05
+    driver.check_schedule(ev, p, ticks(periods), {"available_cores": 1.07})
+    assert ev.finding("beat_keeps_the_interval").holds
+
+
+def test_ahead_of_schedule_reads_the_tightest_span() -> None:
+    """Sends at 0, 0.1, 0.15, 0.2 s on a 0.1 s schedule: 0 and 0.2 are three ticks apart, so at
+    least 0.2 s, and they are: not ahead. Move the last to 0.16 s and it is 40 ms ahead."""
+    rows = [{"sent": t} for t in (0.0, 0.1, 0.15, 0.2)]
+    assert driver.ahead_of_schedule(rows, 0.1) <= 0
+    rows[-1]["sent"] = 0.16
+    assert abs(driver.ahead_of_schedule(rows, 0.1) - 0.04) < 1e-9
 
 
 def test_a_beat_that_lags_with_the_cores_at_hand_still_fails(ev: Evidence, p: Params) -> None:
