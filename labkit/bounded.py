@@ -19,9 +19,20 @@ class Call:
     # caller's start plus ``seconds`` (the thread may start late on a busy machine)
 
 
-def call(fn: Callable[[], Any], timeout: float) -> Call:
-    """Run ``fn`` in a daemon thread; what it returned or raised, and how long it took, or
-    ``finished=False`` if it was still running at ``timeout`` (the thread is left behind)."""
+@dataclass
+class Background:
+    """A call running in its own daemon thread, to be joined later with a bound."""
+    thread: threading.Thread
+    out: Call
+
+    def join(self, timeout: float) -> Call:
+        """What the call did by ``timeout`` from now (``finished=False``: still running)."""
+        self.thread.join(timeout)
+        return self.out
+
+
+def start(fn: Callable[[], Any], name: str = "bounded-call") -> Background:
+    """Begin ``fn`` in a daemon thread and return at once."""
     out = Call()
 
     def target() -> None:
@@ -34,7 +45,12 @@ def call(fn: Callable[[], Any], timeout: float) -> Call:
         out.ended_at = time.time()
         out.finished = True
 
-    thread = threading.Thread(target=target, name="learner-call", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
-    thread.join(timeout)
-    return out
+    return Background(thread, out)
+
+
+def call(fn: Callable[[], Any], timeout: float) -> Call:
+    """Run ``fn`` in a daemon thread; what it returned or raised, and how long it took, or
+    ``finished=False`` if it was still running at ``timeout`` (the thread is left behind)."""
+    return start(fn, "learner-call").join(timeout)

@@ -132,6 +132,48 @@ def check_client_stopped(ev: Evidence, client: dict[str, Any], runs: dict[str, i
              and "result store" in (keeps["message"] or "") and ran["keeps_result"] == 0)
 
 
+def check_results_across(ev: Evidence, r: dict[str, Any], grace_s: float) -> None:
+    got, state = r["get_while_down"], r["state_while_down"]
+    sleeps = r["store_policy_sleeps_s"]
+    ev.check("get_with_the_result_store_down_ignores_its_timeout",
+             f"AsyncResult.get(timeout={r['get_timeout_s']:g}) with the result store down does "
+             "not raise at its timeout: it runs the result store's reconnect policy (Celery's "
+             "default: 20 retries a second apart, about 19 s; compressed here to "
+             f"{r['store_policy']}) and then raises RuntimeError ('Retry limit exceeded ... The "
+             "Celery application must be restarted'); .state raises redis's ConnectionError at once",
+             {"get": {k: got[k] for k in ("seconds", "raised", "message")},
+              "state": {k: state[k] for k in ("seconds", "raised", "raised_module")},
+              "policy_sleeps_s": sleeps},
+             f"get: RuntimeError naming the result store after >= {sleeps:g} s; state: a redis "
+             "ConnectionError",
+             got["finished"] and got["raised"] == "RuntimeError"
+             and "result store" in (got["message"] or "") and got["seconds"] >= sleeps - 0.01
+             and state["finished"] and state["raised"] == "ConnectionError"
+             and (state["raised_module"] or "").startswith("redis"))
+    waiter, budget = r.get("waiter") or {}, r["waiter_policy_sleeps_s"]
+    decided = r["outage_s"] + grace_s < budget
+    returned = waiter.get("finished") and waiter.get("raised") is None and waiter.get("value") == "released"
+    ev.check("a_get_waiting_across_the_restart_returns_the_result",
+             "a client already blocked in get() on a running task when Redis restarts reconnects "
+             "its result subscription (Celery's default result store policy) and returns the value "
+             "the task stores once Redis is back, if the outage is shorter than that policy "
+             f"({budget:g} s of sleeps); a longer one ends in its RuntimeError",
+             {k: waiter.get(k) for k in ("finished", "seconds", "raised", "value")}
+             | {"outage_s": round(r["outage_s"], 2)},
+             "returned 'released', raised nothing" if decided else
+             f"not decided which (a {r['outage_s']:.1f} s outage + {grace_s:.2f} s of grace is not "
+             f"inside {budget:g} s): 'released' or the RuntimeError",
+             bool(returned) if decided else bool(returned or (
+                 waiter.get("finished") and waiter.get("raised") == "RuntimeError")))
+    after = r["same_app_after_up"]
+    ev.check("the_client_gets_results_again_once_the_store_is_back",
+             "the RuntimeError says the application must be restarted, but it need not be: the "
+             "same client, once Redis is back, sends a task and gets its result",
+             {k: after[k] for k in ("finished", "seconds", "raised", "value")},
+             "the task's value (7), nothing raised",
+             after["finished"] and after["raised"] is None and after["value"] == 7)
+
+
 # -- part 3: a hung broker ------------------------------------------------------------------------
 def check_hung(ev: Evidence, hung: dict[str, Any]) -> None:
     running, log = hung["running_task"], hung["worker_log_while_hung"]
@@ -178,6 +220,40 @@ def check_hung(ev: Evidence, hung: dict[str, Any]) -> None:
              "raised before the resume; ran once after it",
              warm["finished"] and warm["raised"] is not None and warm["returned_at"] is not None
              and warm["returned_at"] < hung["resumed_at"] and warm["runs"] == 1)
+
+
+# -- part 2: what lets a worker notice a hung broker ---------------------------------------------
+def check_detection(ev: Evidence, hung: dict[str, Any], grace_s: float) -> None:
+    stack, d = hung["default_worker_stack"], hung["detecting"]
+    ev.check("a_hung_broker_blocks_the_default_workers_event_loop",
+             "while Redis is hung, the default worker's main thread (its event loop) sits in a "
+             "synchronous read from the broker's socket, called from one of its timers (the "
+             "heartbeat it publishes every 2 s, in this lab's runs): from a blocked loop no health "
+             "check can run, so health_check_interval alone notices nothing",
+             {k: stack.get(k) for k in ("captured", "innermost", "timer")},
+             "the stack (SIGUSR1) ends in a socket recv inside a timer's call",
+             stack["captured"] and stack["socket_read"] and stack["timer"] is not None)
+    soonest, _, latest = d["bounds_s"].values()
+    decided = hung["pause_s"] >= latest + grace_s
+    dropped, lost = d["dropped_after_s"], d["lost_after_s"]
+    never_early = dropped is None or dropped >= soonest - 0.002  # the log's clock is in ms
+    ev.check("health_checks_and_a_socket_timeout_notice_a_hung_broker_without_heartbeats",
+             f"a worker with broker_transport_options {d['settings']} and nothing published from "
+             "its loop (--without-heartbeat, no task events) drops its BRPOP connection once the "
+             "reply is overdue by health_check_interval, logs 'Connection to broker lost' while "
+             "Redis is still hung, retries on its own schedule, and consumes again after the "
+             "resume",
+             {k: d[k] for k in ("dropped_after_s", "lost_after_s", "cannot_connect_lines",
+                                "reconnected_after_resume_s", "next_task_started_after_resume_s")}
+             | {"pause_s": hung["pause_s"]},
+             f"dropped no sooner than {soonest:g} s into the hang, the loss logged by {latest:g} s "
+             f"+ {grace_s:.2f} s of grace, a task sent after the resume ran" if decided else
+             f"not decided whether it notices while hung (a {hung['pause_s']:g} s hang is shorter "
+             f"than {latest:g} s + {grace_s:.2f} s of grace): dropped no sooner than {soonest:g} s, "
+             "a task sent after the resume ran",
+             never_early and d["next_task_started_after_resume_s"] >= 0
+             and (not decided or (dropped is not None and lost is not None
+                                  and lost <= latest + grace_s)))
 
 
 # -- part 4: a task running under acks_late when the connection drops ----------------------------

@@ -34,7 +34,7 @@ PARAMS = {
                         min=1, max=8),
     "queued": Param(4, "tasks left in the queue's list", min=1, max=50),
     "eta": Param(2, "ETA tasks the worker holds (countdown an hour)", min=1, max=20),
-    "pause_s": Param(5.0, "how long the broker stays hung (SIGSTOP)", min=5.0, max=30.0),
+    "pause_s": Param(8.0, "how long the broker stays hung (SIGSTOP)", min=5.0, max=30.0),
     "late_vt": Param(4.0, "visibility_timeout of the acks_late part's workers, seconds", min=3.0,
                      max=30.0),
     "timeout": Param(30.0, "bound on every wait, seconds", min=10),
@@ -74,35 +74,45 @@ def measure_lab(s: LabSession) -> None:
     specs["room"] = {"concurrency": 1, "prefetch": room.PREFETCH, "queues": [room.QUEUE],
                      "settings": records}
     specs["hung"] = {"concurrency": 1, "queues": [HUNG_QUEUE], "settings": records}
+    specs["detect"] = hung.detecting_spec(records)
     late_specs = late.worker_specs(records, p.late_vt)
     workers = s.start_workers({**specs, **late_specs})
     late_workers = dict(zip(late_specs, workers[len(specs):], strict=True))
     workers = workers[:len(specs)]
-    round_workers, room_worker, hung_worker = workers[:-2], workers[-2], workers[-1]
+    round_workers, room_worker, hung_worker, detect_worker = (workers[:-3], workers[-3],
+                                                              workers[-2], workers[-1])
     grace_s = 1.0 + max(w.ready_s or 0 for w in workers)  # the machine's own pace, measured
 
     sizes = {"results": p.results, "prefetched": p.prefetched, "queued": p.queued, "eta": p.eta}
     rounds = []
-    for i, (name, worker) in enumerate(zip(p.rounds, round_workers, strict=True)):
-        rnd = restart.ROUNDS[name]
-        s.step(f"restart {name}: persistence {rnd.persistence}, stopped with {name.split('-')[1]}")
-        while_down = partial(publish.while_stopped, timeout=p.timeout) if i == 0 else None
-        rounds.append(restart.one_round(s, rnd, worker, f"lab10_r{i}", sizes, p.timeout, while_down))
+    results = publish.ResultsAcrossRestart(s, p.timeout)  # the client's results, first round
+    try:
+        for i, (name, worker) in enumerate(zip(p.rounds, round_workers, strict=True)):
+            rnd = restart.ROUNDS[name]
+            s.step(f"restart {name}: persistence {rnd.persistence}, stopped with {name.split('-')[1]}")
+            first = i == 0
+            rounds.append(restart.one_round(
+                s, rnd, worker, f"lab10_r{i}", sizes, p.timeout,
+                partial(publish.while_stopped, timeout=p.timeout) if first else None,
+                results if first else None))
+    finally:
+        results_run = results.close()
     client = rounds[0].pop("client")
+    results_run["outage_s"] = rounds[0]["outage_s"]
 
     s.step("a worker with room in its prefetch when the broker goes (a BRPOP in flight)")
     window_s = first_retry_delay_s() + grace_s  # what a live worker needed, at most, above
     room_run = room.room_round(s, room_worker, window_s, p.timeout)
 
     s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, two clients sending")
-    hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout)
+    hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout, detect_worker)
     runs = s.counts(COUNTS)  # after the hung part's sentinel: every send that got through has run
 
     s.step(f"acks_late tasks running when the connection drops: cancel on connection loss "
            f"False and True, visibility_timeout {p.late_vt:g} s")
     late_run = late.late_round(s, late_workers, p.late_vt, window_s, p.timeout)
     s.write_json("restarts.json", {"rounds": rounds, "room": room_run, "late": late_run})
-    s.write_json("client.json", {"stopped": client, "hung": hung_run})
+    s.write_json("client.json", {"stopped": client, "hung": hung_run, "results": results_run})
     table = teaching_table(rounds)
     s.write_csv("table.csv", table)
     s.measured(table=table, first_retry_delay_s=first_retry_delay_s(), grace_s=grace_s)
@@ -111,7 +121,9 @@ def measure_lab(s: LabSession) -> None:
     checks.check_reconnect(s.evidence, rounds, first_retry_delay_s(), grace_s)
     checks.check_room(s.evidence, room_run)
     checks.check_client_stopped(s.evidence, client, runs)
+    checks.check_results_across(s.evidence, results_run, grace_s)
     checks.check_hung(s.evidence, hung_run)
+    checks.check_detection(s.evidence, hung_run, grace_s)
     checks.check_late(s.evidence, late_run)
 
 

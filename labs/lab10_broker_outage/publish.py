@@ -9,6 +9,7 @@ block for ever is measured as blocking, not waited out.
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 from typing import Any
 
 from celery import Celery
@@ -39,13 +40,7 @@ CLIENT_QUEUE = "lab10_client"  # what the clients send to: the hung-broker worke
 
 
 def _describe(call: bounded.Call, task_id: str) -> dict[str, Any]:
-    err = call.error
-    return {"task_id": task_id, "finished": call.finished,
-            "seconds": call.seconds if call.finished else None,
-            "returned_at": call.ended_at if call.finished else None,
-            "raised": type(err).__name__ if err else None,
-            "raised_module": type(err).__module__ if err else None,
-            "message": " ".join(str(err).split())[:300] if err else None}
+    return {"task_id": task_id, **_outcome(call)}
 
 
 def send(app: Celery, timeout: float, *, keep_result: bool = False, **options: Any) -> dict[str, Any]:
@@ -56,6 +51,71 @@ def send(app: Celery, timeout: float, *, keep_result: bool = False, **options: A
                                               task_id=task_id, ignore_result=not keep_result,
                                               **options), timeout)
     return _describe(call, task_id)
+
+
+# What AsyncResult.get() does when the result store is the Redis that went away: its own reconnect
+# policy, compressed like RESULT_STORE_POLICY but long enough to dwarf get()'s timeout.
+GET_STORE_POLICY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 0, "interval_max": 0.5}
+GET_TIMEOUT_S = 0.5
+CELERY_STORE_POLICY = {"max_retries": 20, "interval_start": 0, "interval_step": 1, "interval_max": 1}
+
+
+class ResultsAcrossRestart:
+    """The result side of the client in the first round's outage, in three places: a client
+    blocked in ``get()`` on the running task from before the stop (Celery's own result store
+    policy) until the worker is back; while Redis is down, ``get(timeout=0.5)`` and ``.state``
+    from a client with ``GET_STORE_POLICY``; once Redis is back, the same client's next
+    ``get()``, after the error that told it "the Celery application must be restarted"."""
+
+    def __init__(self, s: LabSession, timeout: float) -> None:
+        self.s, self.timeout = s, timeout
+        self.stack = ExitStack()
+        self.waiter_app = self.stack.enter_context(s.client_app({}))
+        self.app = self.stack.enter_context(s.client_app(
+            {"result_backend_transport_options": {"retry_policy": GET_STORE_POLICY}}))
+        self.out: dict[str, Any] = {"waiter_policy": CELERY_STORE_POLICY,
+                                    "waiter_policy_sleeps_s": publish_policy_sleeps(CELERY_STORE_POLICY),
+                                    "store_policy": GET_STORE_POLICY,
+                                    "store_policy_sleeps_s": publish_policy_sleeps(GET_STORE_POLICY),
+                                    "get_timeout_s": GET_TIMEOUT_S}
+        self.waiter: bounded.Background | None = None
+
+    def before_stop(self, running_id: str) -> None:
+        self.out["waited_on"] = running_id
+        self.waiter = bounded.start(
+            lambda: self.waiter_app.AsyncResult(running_id).get(timeout=self.timeout * 4),
+            "result-waiter")
+
+    def while_down(self) -> None:
+        never_stored = uuid.uuid4().hex
+        got = bounded.call(lambda: self.app.AsyncResult(never_stored).get(timeout=GET_TIMEOUT_S),
+                           self.timeout)
+        self.out["get_while_down"] = _outcome(got)
+        state = bounded.call(lambda: self.app.AsyncResult(never_stored).state, self.timeout)
+        self.out["state_while_down"] = _outcome(state)
+
+    def after_up(self, queue: str) -> None:
+        task_id = uuid.uuid4().hex
+        got = bounded.call(lambda: self.app.send_task("lab10.job", (7, "client-after"), queue=queue,
+                                                      task_id=task_id).get(timeout=self.timeout),
+                           self.timeout + 1)
+        self.out["same_app_after_up"] = {**_outcome(got), "value": got.value if got.finished else None}
+        if self.waiter is not None:
+            waited = self.waiter.join(self.timeout)
+            self.out["waiter"] = {**_outcome(waited), "value": waited.value if waited.finished else None}
+
+    def close(self) -> dict[str, Any]:
+        self.stack.close()
+        return self.out
+
+
+def _outcome(call: bounded.Call) -> dict[str, Any]:
+    err = call.error
+    return {"finished": call.finished, "seconds": call.seconds if call.finished else None,
+            "returned_at": call.ended_at if call.finished else None,
+            "raised": type(err).__name__ if err else None,
+            "raised_module": type(err).__module__ if err else None,
+            "message": " ".join(str(err).split())[:300] if err else None}
 
 
 def while_stopped(s: LabSession, timeout: float) -> dict[str, Any]:

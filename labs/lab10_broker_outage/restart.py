@@ -155,8 +155,9 @@ def strike(s: LabSession, workers: Worker | list[Worker], sig: int, timeout: flo
 
 
 def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict[str, int],
-              timeout: float, while_down: Any = None) -> dict[str, Any]:
-    """One restart; ``while_down(s)`` runs while the broker is stopped (the client's part)."""
+              timeout: float, while_down: Any = None, results: Any = None) -> dict[str, Any]:
+    """One restart; ``while_down(s)`` runs while the broker is stopped (the client's part), and
+    ``results`` (a publish.ResultsAcrossRestart) waits on the running task across it."""
     label, gate = f"restart-{rnd.name}", f"lab10:gate:{uuid.uuid4().hex}"
     worker.wait_ready(timeout)  # connected again after the round before
     broker_control.configure(s.broker, **rnd.persistence)
@@ -194,7 +195,16 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     sent["prefetched"] = [i for i in jobs if before[i] == "unacked"]
     sent["queued"] = [i for i in jobs if before[i] == "queued"]
 
-    struck = strike(s, worker, rnd.sig, timeout, while_down)
+    if results is not None:
+        results.before_stop(sent["running"][0])
+
+    def down(s: LabSession) -> Any:
+        out = while_down(s) if while_down else None
+        if results is not None:
+            results.while_down()
+        return out
+
+    struck = strike(s, worker, rnd.sig, timeout, down if while_down or results else None)
     mark, up_at = struck.mark, struck.up_at
     bound_after_restart = queue_is_bound(s, queue)  # before the worker is back: what Redis kept
     set_gate(s, gate)
@@ -204,6 +214,8 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
           "the sentinel sent after the restart did not run")
     wait_for(lambda: any(r.get("phase") == "finished" for r in _runs(s, label)), timeout,
           "the holder did not finish")
+    if results is not None:
+        results.after_up(queue)
 
     after = where_tasks_are(s, queue, {i for ids in sent.values() for i in ids})
     counts = s.counts(COUNTS)
