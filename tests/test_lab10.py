@@ -29,6 +29,11 @@ FINDINGS = {
     "acks_late_task_outliving_the_outage_runs_once",
     "acks_late_task_ending_during_the_outage_runs_once_and_stores_a_failure",
     "cancel_on_connection_loss_terminates_the_task_and_it_is_not_redelivered",
+    "a_hung_broker_blocks_the_default_workers_event_loop",
+    "health_checks_and_a_socket_timeout_notice_a_hung_broker_without_heartbeats",
+    "get_with_the_result_store_down_ignores_its_timeout",
+    "a_get_waiting_across_the_restart_returns_the_result",
+    "the_client_gets_results_again_once_the_store_is_back",
 }
 
 

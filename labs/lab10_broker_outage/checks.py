@@ -234,8 +234,9 @@ def check_detection(ev: Evidence, hung: dict[str, Any], grace_s: float) -> None:
              "the stack (SIGUSR1) ends in a socket recv inside a timer's call",
              stack["captured"] and stack["socket_read"] and stack["timer"] is not None)
     soonest, _, latest = d["bounds_s"].values()
-    decided = hung["pause_s"] >= latest + grace_s
     dropped, lost = d["dropped_after_s"], d["lost_after_s"]
+    # a loss seen while hung is judged; none seen only if the hang left the time for one
+    decided = (lost is not None and lost < hung["pause_s"]) or hung["pause_s"] >= latest + grace_s
     never_early = dropped is None or dropped >= soonest - 0.002  # the log's clock is in ms
     ev.check("health_checks_and_a_socket_timeout_notice_a_hung_broker_without_heartbeats",
              f"a worker with broker_transport_options {d['settings']} and nothing published from "
@@ -248,9 +249,9 @@ def check_detection(ev: Evidence, hung: dict[str, Any], grace_s: float) -> None:
              | {"pause_s": hung["pause_s"]},
              f"dropped no sooner than {soonest:g} s into the hang, the loss logged by {latest:g} s "
              f"+ {grace_s:.2f} s of grace, a task sent after the resume ran" if decided else
-             f"not decided whether it notices while hung (a {hung['pause_s']:g} s hang is shorter "
-             f"than {latest:g} s + {grace_s:.2f} s of grace): dropped no sooner than {soonest:g} s, "
-             "a task sent after the resume ran",
+             f"not decided whether it notices while hung (it did not, and a {hung['pause_s']:g} s "
+             f"hang is shorter than {latest:g} s + {grace_s:.2f} s of grace): dropped no sooner "
+             f"than {soonest:g} s, a task sent after the resume ran",
              never_early and d["next_task_started_after_resume_s"] >= 0
              and (not decided or (dropped is not None and lost is not None
                                   and lost <= latest + grace_s)))

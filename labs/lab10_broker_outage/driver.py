@@ -21,7 +21,7 @@ from labkit.errors import SetupError
 from labkit.lab import Lab
 from labkit.params import Param, Params
 from labkit.session import LabSession
-from labs.lab10_broker_outage import checks, hung, late, plots, publish, restart, room
+from labs.lab10_broker_outage import checks, hung, late, lessons, plots, publish, restart, room
 from labs.lab10_broker_outage.tasks import COUNTS
 
 HUNG_QUEUE = publish.CLIENT_QUEUE
@@ -104,7 +104,8 @@ def measure_lab(s: LabSession) -> None:
     window_s = first_retry_delay_s() + grace_s  # what a live worker needed, at most, above
     room_run = room.room_round(s, room_worker, window_s, p.timeout)
 
-    s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, two clients sending")
+    s.step(f"a hung broker: SIGSTOP for {p.pause_s:g} s, a running task, three clients sending, "
+           "a worker set to notice")
     hung_run = hung.hung(s, hung_worker, p.pause_s, p.timeout, detect_worker)
     runs = s.counts(COUNTS)  # after the hung part's sentinel: every send that got through has run
 
@@ -115,7 +116,9 @@ def measure_lab(s: LabSession) -> None:
     s.write_json("client.json", {"stopped": client, "hung": hung_run, "results": results_run})
     table = teaching_table(rounds)
     s.write_csv("table.csv", table)
-    s.measured(table=table, first_retry_delay_s=first_retry_delay_s(), grace_s=grace_s)
+    taught = lessons.lessons(rounds, room_run, client, runs, results_run, hung_run, late_run)
+    s.write_csv("lessons.csv", taught)
+    s.measured(table=table, lessons=taught, first_retry_delay_s=first_retry_delay_s(), grace_s=grace_s)
 
     checks.check_restarts(s.evidence, rounds)
     checks.check_reconnect(s.evidence, rounds, first_retry_delay_s(), grace_s)
@@ -141,7 +144,7 @@ LAB = Lab(
     settings=settings,
     validate=validate,
     embedded_only=True,
-    wall_time="default about 45 s, --quick about 35 s",
+    wall_time="default about 50 s, --quick about 45 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 10``.

@@ -65,9 +65,13 @@ def detecting_spec(records: dict[str, Any]) -> dict[str, Any]:
 
 
 def main_thread_stack(worker: Worker, since: int) -> list[tuple[str, str, str]]:
-    """The MainThread frames of Celery's cry output logged from byte ``since`` (outermost
-    first, the cry handler itself left out): (file, function, source line)."""
-    lines = [line for _, line in restart.log_lines(worker, since)]
+    """The MainThread frames of Celery's cry output logged from byte ``since``."""
+    return parse_cry([line for _, line in restart.log_lines(worker, since)])
+
+
+def parse_cry(lines: list[str]) -> list[tuple[str, str, str]]:
+    """The MainThread frames of Celery's cry output (outermost first, the cry handler itself
+    left out): (file, function, source line)."""
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == "MainThread")
     except StopIteration:

@@ -6,6 +6,7 @@ publish policy's arithmetic and the outcome summary."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from labkit.errors import SetupError
 from labkit.evidence import Evidence
 from labkit.params import resolve
-from labs.lab10_broker_outage import checks, driver, publish, restart
+from labs.lab10_broker_outage import checks, driver, hung, lessons, publish, restart
 from tests.unit.checks import assert_only_fails
 
 T0 = 1_796_300_000.0
@@ -399,3 +400,208 @@ def test_a_task_that_ran_past_its_visibility_timeout_is_not_judged_on_running_on
     checks.check_late(ev, late)
     finding = ev.finding("acks_late_task_outliving_the_outage_runs_once")
     assert finding.holds and "not decided" in finding.expected
+
+
+# --- part 2: what lets a worker notice a hung broker ---------------------------------------------
+
+CRY = Path(__file__).parent / "data" / "lab10_cry_heartbeat.txt"  # a real run's SIGUSR1 output
+
+
+def detection_() -> dict[str, Any]:
+    """The hung part's detection data as a real run measured it (pause 8 s)."""
+    h = hung_()
+    h["pause_s"] = 8.0
+    innermost = "socket.py:_read_from_socket: data = sock.recv(socket_read_size)"
+    h["default_worker_stack"] = {"captured": True, "socket_read": True, "depth": 45,
+                                 "innermost": innermost, "timer": "celery/worker/heartbeat.py:_send"}
+    h["detecting"] = {"settings": hung.DETECTION, "brpop_timeout_s": 1.0,
+                      "bounds_s": {"soonest_drop": 1.0, "latest_drop": 3.0, "latest_lost": 4.0},
+                      "dropped_after_s": 2.525, "lost_after_s": 3.528, "cannot_connect_lines": 1,
+                      "reconnected_after_resume_s": 0.016, "next_task_started_after_resume_s": 0.239}
+    return h
+
+
+GRACE_S = 2.1  # 1 s + the slowest worker's start-up in that run
+
+
+def test_the_real_cry_output_reads_as_a_loop_blocked_in_the_heartbeat():
+    blocked = hung.where_blocked(hung.parse_cry(CRY.read_text().splitlines()))
+    assert blocked["captured"] and blocked["socket_read"]
+    assert blocked["timer"] == "celery/worker/heartbeat.py:_send"
+    assert blocked["innermost"].startswith("socket.py:_read_from_socket")
+
+
+def test_a_loop_waiting_in_its_poll_is_not_blocked_on_a_socket():
+    """The same worker, had its loop been alive: its stack ends in the hub's poll, no timer."""
+    frames = [("/venv/site-packages/kombu/asynchronous/hub.py", "create_loop", "events = poll(poll_timeout)"),
+              ("/venv/site-packages/kombu/utils/eventio.py", "poll", "return self._epoll.poll(timeout)")]
+    blocked = hung.where_blocked(frames)
+    assert not blocked["socket_read"] and blocked["timer"] is None
+    assert hung.where_blocked([]) == {"captured": False, "innermost": None, "socket_read": False,
+                                      "timer": None}
+
+
+def test_the_measured_detection_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_detection(ev, detection_(), GRACE_S)
+    assert all(f.holds for f in ev.findings) and len(ev.findings) == 2
+
+
+BLOCKED = "a_hung_broker_blocks_the_default_workers_event_loop"
+NOTICED = "health_checks_and_a_socket_timeout_notice_a_hung_broker_without_heartbeats"
+
+
+@pytest.mark.parametrize(("change", "finding"), [
+    ("no_dump", BLOCKED), ("loop_alive", BLOCKED), ("not_in_a_timer", BLOCKED),
+    ("dropped_too_soon", NOTICED), ("never_noticed", NOTICED), ("noticed_too_late", NOTICED),
+    ("never_consumed_again", NOTICED),
+])
+def test_a_detection_that_behaved_otherwise_fails(tmp_path, change, finding):
+    h = detection_()
+    stack, d = h["default_worker_stack"], h["detecting"]
+    if change == "no_dump":
+        stack.update(captured=False, socket_read=False, timer=None)
+    elif change == "loop_alive":
+        stack["socket_read"] = False
+    elif change == "not_in_a_timer":
+        stack["timer"] = None
+    elif change == "dropped_too_soon":  # a kombu that dropped a BRPOP before its reply was due
+        d["dropped_after_s"] = 0.4
+    elif change == "never_noticed":  # the checks never ran: the loop blocked as the default's
+        d.update(dropped_after_s=None, lost_after_s=None)
+    elif change == "noticed_too_late":
+        d["lost_after_s"] = 7.5
+    else:
+        d["next_task_started_after_resume_s"] = -1.0
+    ev = evidence(tmp_path)
+    checks.check_detection(ev, h, GRACE_S)
+    assert_only_fails(ev, finding)
+
+
+def test_a_hang_too_short_to_notice_in_is_not_judged_on_noticing(tmp_path):
+    """pause_s 5 with 2.1 s of grace: the loss may come after the resume; only "never before
+    health_check_interval" and the consumption after the resume are judged."""
+    h = detection_()
+    h["pause_s"] = 5.0
+    h["detecting"].update(dropped_after_s=None, lost_after_s=None)
+    ev = evidence(tmp_path)
+    checks.check_detection(ev, h, GRACE_S)
+    finding = ev.finding(NOTICED)
+    assert finding.holds and "not decided" in finding.expected
+
+
+def test_a_loss_seen_in_a_short_hang_is_judged(tmp_path):
+    """pause_s 5: not long enough to require the loss, but the loss came at 3.5 s, inside it:
+    judged, and it holds; the same loss at 4.9 s with no drop logged does not."""
+    h = detection_()
+    h["pause_s"] = 5.0
+    ev = evidence(tmp_path)
+    checks.check_detection(ev, h, GRACE_S)
+    assert ev.finding(NOTICED).holds and "not decided" not in ev.finding(NOTICED).expected
+    h["detecting"]["dropped_after_s"] = None
+    ev = evidence(tmp_path)
+    checks.check_detection(ev, h, GRACE_S)
+    assert_only_fails(ev, NOTICED)
+
+
+def test_the_detection_bounds_follow_kombus_rules():
+    soonest, latest_drop, latest_lost = hung.detection_bounds_s()
+    h = hung.DETECTION["health_check_interval"]
+    assert soonest == h and latest_drop == hung.BRPOP_TIMEOUT_S + 2 * h
+    assert latest_lost == latest_drop + hung.DETECTION["socket_timeout"]
+
+
+# --- part 5: AsyncResult.get() when the result store is the Redis that went away ------------------
+
+def results_() -> dict[str, Any]:
+    """publish.ResultsAcrossRestart's report from a real run."""
+    msg = ("Retry limit exceeded while trying to reconnect to the Celery result store backend. "
+           "The Celery application must be restarted.")
+    return {"waiter_policy_sleeps_s": 19.0, "store_policy": publish.GET_STORE_POLICY,
+            "store_policy_sleeps_s": 2.0, "get_timeout_s": 0.5, "outage_s": 3.2,
+            "get_while_down": {"finished": True, "seconds": 2.0077, "raised": "RuntimeError",
+                               "raised_module": "builtins", "message": msg},
+            "state_while_down": {"finished": True, "seconds": 0.0029, "raised": "ConnectionError",
+                                 "raised_module": "redis.exceptions", "message": "Error 111"},
+            "same_app_after_up": {"finished": True, "seconds": 0.0135, "raised": None, "value": 7},
+            "waiter": {"finished": True, "seconds": 4.05, "raised": None, "value": "released"}}
+
+
+def test_the_measured_results_part_holds(tmp_path):
+    ev = evidence(tmp_path)
+    checks.check_results_across(ev, results_(), GRACE_S)
+    assert all(f.holds for f in ev.findings) and len(ev.findings) == 3
+
+
+GET = "get_with_the_result_store_down_ignores_its_timeout"
+WAITER = "a_get_waiting_across_the_restart_returns_the_result"
+AGAIN = "the_client_gets_results_again_once_the_store_is_back"
+
+
+@pytest.mark.parametrize(("change", "finding"), [
+    ("get_honours_its_timeout", GET), ("get_gave_up_before_its_policy", GET),
+    ("state_blocks", GET), ("waiter_died_in_a_short_outage", WAITER), ("waiter_hung", WAITER),
+    ("client_broken_for_good", AGAIN),
+])
+def test_a_result_store_that_behaved_otherwise_fails(tmp_path, change, finding):
+    r = results_()
+    if change == "get_honours_its_timeout":  # celery.exceptions.TimeoutError at 0.5 s
+        r["get_while_down"].update(seconds=0.5, raised="TimeoutError", message="The operation timed out.")
+    elif change == "get_gave_up_before_its_policy":
+        r["get_while_down"]["seconds"] = 1.2
+    elif change == "state_blocks":
+        r["state_while_down"].update(finished=False, seconds=None, raised=None)
+    elif change == "waiter_died_in_a_short_outage":
+        r["waiter"].update(raised="RuntimeError", value=None)
+    elif change == "waiter_hung":
+        r["waiter"].update(finished=False, seconds=None, value=None)
+    else:
+        r["same_app_after_up"].update(raised="RuntimeError", value=None)
+    ev = evidence(tmp_path)
+    checks.check_results_across(ev, r, GRACE_S)
+    assert_only_fails(ev, finding)
+
+
+def test_an_outage_longer_than_the_waiters_policy_is_not_judged_on_returning(tmp_path):
+    r = results_()
+    r["outage_s"] = 18.0
+    r["waiter"].update(raised="RuntimeError", value=None, seconds=19.6)
+    ev = evidence(tmp_path)
+    checks.check_results_across(ev, r, GRACE_S)
+    assert ev.finding(WAITER).holds and "not decided" in ev.finding(WAITER).expected
+
+
+# --- part 6: the teaching table ------------------------------------------------------------------
+
+def taught(**changes: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    parts = {"rounds": rounds(), "room": room_(), "stopped": stopped(),
+             "runs": {"d": 0, "n": 0, "k": 0}, "results": results_(), "hung": detection_(),
+             "late": late_()}
+    parts.update(changes)
+    table = lessons.lessons(parts["rounds"], parts["room"], parts["stopped"], parts["runs"],
+                            parts["results"], parts["hung"], parts["late"])
+    return {(r["part"], r["configuration"]): r for r in table}
+
+
+def test_the_teaching_table_reads_its_counts_from_the_run():
+    table = taught()
+    plain, aof = table[("restart", "none-SIGTERM")], table[("restart", "everysec-SIGKILL")]
+    assert plain["lost"] == sum(SIZES.values()) - 1 and plain["ran_twice"] == 0  # all but the running
+    assert aof["lost"] == 0 and aof["waited"] == f"{SIZES['prefetched'] + SIZES['eta']} stranded in unacked"
+    assert table[("acks_late", "cancel on connection loss")]["lost"] == 1
+    during = table[("acks_late", "task ending during the outage")]
+    assert during["caller_told"] == "FAILURE for work that was done"
+    assert "ran 1 time" in table[("hung", "apply_async, socket_timeout, connection open")]["caller_told"]
+    assert table[("client", "apply_async, broker stopped")]["lost"] == 1
+    assert table[("worker", "prefetch with room (multiplier 2)")]["waited"].startswith("the worker exited")
+
+
+def test_a_clean_run_makes_a_clean_row():
+    """A Celery that stored SUCCESS for the task that ended during the outage, and a kombu whose
+    worker survived the loss: their rows say nothing went wrong."""
+    late, room = late_(), room_()
+    late["cases"]["keep-during"]["state"] = "SUCCESS"
+    room.update(unrecoverable=None, process_alive=True)
+    table = taught(late=late, room=room)
+    assert table[("acks_late", "task ending during the outage")]["caller_told"] == ""
+    assert table[("worker", "prefetch with room (multiplier 2)")]["waited"] == ""
