@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,16 @@ class Background:
     """A call running in its own daemon thread, to be joined later with a bound."""
     thread: threading.Thread
     out: Call
+
+    def frames(self) -> list[str]:
+        """The functions the thread is in now, outermost first ("file:function"); [] once it
+        has ended. What tells "blocked where we meant it to be" from "still getting there"."""
+        frame = sys._current_frames().get(self.thread.ident or -1)
+        names = []
+        while frame is not None:
+            names.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+            frame = frame.f_back
+        return names[::-1]
 
     def join(self, timeout: float) -> Call:
         """What the call did by ``timeout`` from now (``finished=False``: still running)."""

@@ -154,17 +154,18 @@ def check_results_across(ev: Evidence, r: dict[str, Any], grace_s: float) -> Non
     decided = r["outage_s"] + grace_s < budget
     returned = waiter.get("finished") and waiter.get("raised") is None and waiter.get("value") == "released"
     ev.check("a_get_waiting_across_the_restart_returns_the_result",
-             "a client already blocked in get() on a running task when Redis restarts reconnects "
+             "a client already blocked in get() on a running task (waiting on its subscription) "
+             "when Redis restarts reconnects "
              "its result subscription (Celery's default result store policy) and returns the value "
              "the task stores once Redis is back, if the outage is shorter than that policy "
              f"({budget:g} s of sleeps); a longer one ends in its RuntimeError",
              {k: waiter.get(k) for k in ("finished", "seconds", "raised", "value")}
-             | {"outage_s": round(r["outage_s"], 2)},
+             | {"outage_s": round(r["outage_s"], 2), "waiting_before_the_stop": r.get("waiter_was_waiting")},
              "returned 'released', raised nothing" if decided else
              f"not decided which (a {r['outage_s']:.1f} s outage + {grace_s:.2f} s of grace is not "
              f"inside {budget:g} s): 'released' or the RuntimeError",
-             bool(returned) if decided else bool(returned or (
-                 waiter.get("finished") and waiter.get("raised") == "RuntimeError")))
+             bool(r.get("waiter_was_waiting")) and (bool(returned) if decided else bool(returned or (
+                 waiter.get("finished") and waiter.get("raised") == "RuntimeError"))))
     after = r["same_app_after_up"]
     ev.check("the_client_gets_results_again_once_the_store_is_back",
              "the RuntimeError says the application must be restarted, but it need not be: the "
@@ -227,12 +228,12 @@ def check_detection(ev: Evidence, hung: dict[str, Any], grace_s: float) -> None:
     stack, d = hung["default_worker_stack"], hung["detecting"]
     ev.check("a_hung_broker_blocks_the_default_workers_event_loop",
              "while Redis is hung, the default worker's main thread (its event loop) sits in a "
-             "synchronous read from the broker's socket, called from one of its timers (the "
-             "heartbeat it publishes every 2 s, in this lab's runs): from a blocked loop no health "
-             "check can run, so health_check_interval alone notices nothing",
-             {k: stack.get(k) for k in ("captured", "innermost", "timer")},
-             "the stack (SIGUSR1) ends in a socket recv inside a timer's call",
-             stack["captured"] and stack["socket_read"] and stack["timer"] is not None)
+             "synchronous read from the broker's socket, inside the publish of an event: the "
+             "heartbeat it sends every 2 s, or a task event it flushes on its loop's tick. From a "
+             "blocked loop no health check can run, so health_check_interval alone notices nothing",
+             {k: stack.get(k) for k in ("captured", "innermost", "in_event_publish", "called_from")},
+             "the stack (SIGUSR1) ends in a socket recv inside celery/events/dispatcher.py",
+             stack["captured"] and stack["socket_read"] and stack["in_event_publish"])
     soonest, _, latest = d["bounds_s"].values()
     dropped, lost = d["dropped_after_s"], d["lost_after_s"]
     # a loss seen while hung is judged; none seen only if the hang left the time for one

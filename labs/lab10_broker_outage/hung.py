@@ -92,20 +92,24 @@ def parse_cry(lines: list[str]) -> list[tuple[str, str, str]]:
 
 
 def where_blocked(frames: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """Where a main thread stood: its innermost frame, whether that is a socket read, and the
-    timer call it was in, if any (the frame after the hub's fire_timers)."""
+    """Where a main thread stood: its innermost frame, whether that is a socket read, whether it
+    is inside an event's publish (celery/events/dispatcher.py), and what in the loop called it
+    (the first frame after the hub's: a timer such as the heartbeat, or a tick callback)."""
     if not frames:
-        return {"captured": False, "innermost": None, "socket_read": False, "timer": None}
+        return {"captured": False, "innermost": None, "socket_read": False, "in_event_publish": False,
+                "called_from": None}
     path, func, code = frames[-1]
-    names = [f for _, f, _ in frames]
-    timer = None
-    if "fire_timers" in names:
-        calls = [(p, f) for p, f, _ in frames[names.index("fire_timers") + 1:]
-                 if "kombu/asynchronous" not in p]
-        timer = f"{calls[0][0].rsplit('site-packages/', 1)[-1]}:{calls[0][1]}" if calls else None
+    paths = [p for p, _, _ in frames]
+    called_from = None
+    hub = [i for i, p in enumerate(paths) if "kombu/asynchronous/hub.py" in p]
+    if hub:
+        calls = [(p, f) for p, f, _ in frames[hub[0] + 1:]
+                 if "kombu/asynchronous" not in p and "/vine/" not in p]
+        called_from = f"{calls[0][0].rsplit('site-packages/', 1)[-1]}:{calls[0][1]}" if calls else None
     return {"captured": True, "innermost": f"{os.path.basename(path)}:{func}: {code}",
-            "socket_read": ".recv" in code or "recv_into" in code, "timer": timer,
-            "depth": len(frames)}
+            "socket_read": ".recv" in code or "recv_into" in code,
+            "in_event_publish": any("celery/events/dispatcher.py" in p for p in paths),
+            "called_from": called_from, "depth": len(frames)}
 
 
 def first_after(lines: list[tuple[float | None, str]], needle: str, t0: float) -> float | None:

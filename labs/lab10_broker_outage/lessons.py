@@ -79,7 +79,7 @@ def hung_rows(hung: dict[str, Any]) -> list[Row]:
             production="idempotent tasks: a retry on that error runs the task twice"),
         row("hung", "worker, default settings",
             waited=f"noticed nothing in {hung['pause_s']:g} s (loop blocked in "
-                   f"{hung['default_worker_stack'].get('timer')})",
+                   f"{hung['default_worker_stack'].get('called_from')})",
             production="it resumes by itself; to notice: the next row"),
         row("hung", f"worker, {d['settings']}, --without-heartbeat",
             waited=(f"loss logged {d['lost_after_s']:.1f} s into the hang" if d["lost_after_s"] is not None

@@ -105,8 +105,39 @@ def client(run_dir: Path) -> Figure:
     return fig
 
 
+def hang(run_dir: Path) -> Figure:
+    """The hung broker on one time axis from the SIGSTOP: what each worker logged and when each
+    consumed again (the default worker's loop blocked where its stacks showed)."""
+    h = json.loads((run_dir / "client.json").read_text())["hung"]
+    d, pause = h["detecting"], h["pause_s"]
+    fig, (ax,) = new_figure(9, 2.8)
+    for y in (0, 1):
+        ax.barh(y, pause, height=0.5, color="tab:red", alpha=0.35, label="Redis hung" if y == 0 else None)
+    timer = (h.get("default_worker_stack") or {}).get("called_from") or "?"
+    ax.text(0.1, 0, f"logs nothing; its loop blocked in {timer}", va="center", fontsize=8)
+    ax.scatter(pause + h["sentinel_started_after_resume_s"], 0, marker="o", color="tab:green",
+               label="first task started after the resume")
+    marks = [(d["dropped_after_s"], "x", "tab:orange", "dropped its stale BRPOP connection"),
+             (d["lost_after_s"], "|", "black", "logged 'Connection to broker lost'")]
+    for t, marker, colour, label in marks:
+        if t is not None:
+            ax.scatter(t, 1, marker=marker, s=120, color=colour, label=label)
+    ax.scatter(pause + d["next_task_started_after_resume_s"], 1, marker="o", color="tab:green")
+    opts = d["settings"]
+    ax.set_yticks([0, 1], ["default worker", f"health_check_interval {opts['health_check_interval']},"
+                           f"\nsocket_timeout {opts['socket_timeout']:g}, no heartbeat"])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since Redis was frozen (SIGSTOP); the worker's log stamps to the millisecond")
+    ax.set_xlim(0, pause + max(2.0, h["sentinel_started_after_resume_s"],
+                               d["next_task_started_after_resume_s"]) * 1.3)
+    ax.set_title("A hung broker: only a worker whose loop sends nothing can notice it", fontsize=10)
+    legend_below(fig)
+    return fig
+
+
 FIGURES = {
     "outcomes.png": outcome_matrix,
     "recovery.png": recovery,
     "client.png": client,
+    "hang.png": hang,
 }

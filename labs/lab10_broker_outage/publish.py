@@ -17,6 +17,7 @@ from celery.app.defaults import DEFAULTS
 
 from labkit import bounded
 from labkit.broker import CONNECT_TIMEOUT
+from labkit.polling import wait_for
 from labkit.session import LabSession
 
 CELERY_PUBLISH_POLICY = dict(DEFAULTS["task_publish_retry_policy"])  # Celery's own default
@@ -57,6 +58,8 @@ def send(app: Celery, timeout: float, *, keep_result: bool = False, **options: A
 # policy, compressed like RESULT_STORE_POLICY but long enough to dwarf get()'s timeout.
 GET_STORE_POLICY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 0, "interval_max": 0.5}
 GET_TIMEOUT_S = 0.5
+# where a get() waits for a result on the Redis backend: its result consumer's drain loop
+WAITING_FRAME = "celery/backends/redis.py:drain_events"
 CELERY_STORE_POLICY = {"max_retries": 20, "interval_start": 0, "interval_step": 1, "interval_max": 1}
 
 
@@ -81,10 +84,16 @@ class ResultsAcrossRestart:
         self.waiter: bounded.Background | None = None
 
     def before_stop(self, running_id: str) -> None:
+        """Start the waiter and return once it waits on its subscription: a get() still reading
+        the task's state when the connection drops raises redis's ConnectionError at once (as
+        .state does), which is another case than the one this part measures."""
         self.out["waited_on"] = running_id
-        self.waiter = bounded.start(
+        self.waiter = waiter = bounded.start(
             lambda: self.waiter_app.AsyncResult(running_id).get(timeout=self.timeout * 4),
             "result-waiter")
+        wait_for(lambda: any(f.endswith(WAITING_FRAME) for f in waiter.frames())
+                 or waiter.out.finished, self.timeout, "the get() did not come to wait on its result")
+        self.out["waiter_was_waiting"] = not waiter.out.finished
 
     def while_down(self) -> None:
         never_stored = uuid.uuid4().hex

@@ -413,7 +413,8 @@ def detection_() -> dict[str, Any]:
     h["pause_s"] = 8.0
     innermost = "socket.py:_read_from_socket: data = sock.recv(socket_read_size)"
     h["default_worker_stack"] = {"captured": True, "socket_read": True, "depth": 45,
-                                 "innermost": innermost, "timer": "celery/worker/heartbeat.py:_send"}
+                                 "innermost": innermost, "in_event_publish": True,
+                                 "called_from": "celery/worker/heartbeat.py:_send"}
     h["detecting"] = {"settings": hung.DETECTION, "brpop_timeout_s": 1.0,
                       "bounds_s": {"soonest_drop": 1.0, "latest_drop": 3.0, "latest_lost": 4.0},
                       "dropped_after_s": 2.525, "lost_after_s": 3.528, "cannot_connect_lines": 1,
@@ -426,19 +427,34 @@ GRACE_S = 2.1  # 1 s + the slowest worker's start-up in that run
 
 def test_the_real_cry_output_reads_as_a_loop_blocked_in_the_heartbeat():
     blocked = hung.where_blocked(hung.parse_cry(CRY.read_text().splitlines()))
-    assert blocked["captured"] and blocked["socket_read"]
-    assert blocked["timer"] == "celery/worker/heartbeat.py:_send"
+    assert blocked["captured"] and blocked["socket_read"] and blocked["in_event_publish"]
+    assert blocked["called_from"] == "celery/worker/heartbeat.py:_send"
     assert blocked["innermost"].startswith("socket.py:_read_from_socket")
 
 
-def test_a_loop_waiting_in_its_poll_is_not_blocked_on_a_socket():
-    """The same worker, had its loop been alive: its stack ends in the hub's poll, no timer."""
-    frames = [("/venv/site-packages/kombu/asynchronous/hub.py", "create_loop", "events = poll(poll_timeout)"),
-              ("/venv/site-packages/kombu/utils/eventio.py", "poll", "return self._epoll.poll(timeout)")]
+SITE = "/venv/site-packages/"
+RECV = ("socket.py", "_read_from_socket", "data = sock.recv(socket_read_size)")
+
+
+def test_a_loop_blocked_flushing_task_events_on_its_tick_is_blocked_too():
+    """Another real run: the running task's events, flushed on the hub's tick, not a timer."""
+    frames = [(SITE + "kombu/asynchronous/hub.py", "create_loop", "cb()"),
+              (SITE + "vine/promises.py", "__call__", "retval = fun(*final_args, **final_kwargs)"),
+              (SITE + "celery/worker/consumer/consumer.py", "_flush_events", "self.event_dispatcher.flush()"),
+              (SITE + "celery/events/dispatcher.py", "_publish", "producer.publish("),
+              (SITE + "redis/_parsers/" + RECV[0], *RECV[1:])]
     blocked = hung.where_blocked(frames)
-    assert not blocked["socket_read"] and blocked["timer"] is None
-    assert hung.where_blocked([]) == {"captured": False, "innermost": None, "socket_read": False,
-                                      "timer": None}
+    assert blocked["socket_read"] and blocked["in_event_publish"]
+    assert blocked["called_from"] == "celery/worker/consumer/consumer.py:_flush_events"
+
+
+def test_a_loop_waiting_in_its_poll_is_not_blocked_on_a_socket():
+    """The same worker, had its loop been alive: its stack ends in the hub's poll."""
+    frames = [(SITE + "kombu/asynchronous/hub.py", "create_loop", "events = poll(poll_timeout)"),
+              (SITE + "kombu/utils/eventio.py", "poll", "return self._epoll.poll(timeout)")]
+    blocked = hung.where_blocked(frames)
+    assert not blocked["socket_read"] and not blocked["in_event_publish"]
+    assert not hung.where_blocked([])["captured"]
 
 
 def test_the_measured_detection_holds(tmp_path):
@@ -452,7 +468,7 @@ NOTICED = "health_checks_and_a_socket_timeout_notice_a_hung_broker_without_heart
 
 
 @pytest.mark.parametrize(("change", "finding"), [
-    ("no_dump", BLOCKED), ("loop_alive", BLOCKED), ("not_in_a_timer", BLOCKED),
+    ("no_dump", BLOCKED), ("loop_alive", BLOCKED), ("not_publishing", BLOCKED),
     ("dropped_too_soon", NOTICED), ("never_noticed", NOTICED), ("noticed_too_late", NOTICED),
     ("never_consumed_again", NOTICED),
 ])
@@ -460,11 +476,11 @@ def test_a_detection_that_behaved_otherwise_fails(tmp_path, change, finding):
     h = detection_()
     stack, d = h["default_worker_stack"], h["detecting"]
     if change == "no_dump":
-        stack.update(captured=False, socket_read=False, timer=None)
+        stack.update(captured=False, socket_read=False, in_event_publish=False)
     elif change == "loop_alive":
         stack["socket_read"] = False
-    elif change == "not_in_a_timer":
-        stack["timer"] = None
+    elif change == "not_publishing":  # blocked reading, but in something other than an event
+        stack["in_event_publish"] = False
     elif change == "dropped_too_soon":  # a kombu that dropped a BRPOP before its reply was due
         d["dropped_after_s"] = 0.4
     elif change == "never_noticed":  # the checks never ran: the loop blocked as the default's
@@ -519,6 +535,7 @@ def results_() -> dict[str, Any]:
            "The Celery application must be restarted.")
     return {"waiter_policy_sleeps_s": 19.0, "store_policy": publish.GET_STORE_POLICY,
             "store_policy_sleeps_s": 2.0, "get_timeout_s": 0.5, "outage_s": 3.2,
+            "waiter_was_waiting": True,
             "get_while_down": {"finished": True, "seconds": 2.0077, "raised": "RuntimeError",
                                "raised_module": "builtins", "message": msg},
             "state_while_down": {"finished": True, "seconds": 0.0029, "raised": "ConnectionError",
@@ -541,6 +558,7 @@ AGAIN = "the_client_gets_results_again_once_the_store_is_back"
 @pytest.mark.parametrize(("change", "finding"), [
     ("get_honours_its_timeout", GET), ("get_gave_up_before_its_policy", GET),
     ("state_blocks", GET), ("waiter_died_in_a_short_outage", WAITER), ("waiter_hung", WAITER),
+    ("waiter_returned_before_the_stop", WAITER),
     ("client_broken_for_good", AGAIN),
 ])
 def test_a_result_store_that_behaved_otherwise_fails(tmp_path, change, finding):
@@ -555,6 +573,8 @@ def test_a_result_store_that_behaved_otherwise_fails(tmp_path, change, finding):
         r["waiter"].update(raised="RuntimeError", value=None)
     elif change == "waiter_hung":
         r["waiter"].update(finished=False, seconds=None, value=None)
+    elif change == "waiter_returned_before_the_stop":
+        r["waiter_was_waiting"] = False
     else:
         r["same_app_after_up"].update(raised="RuntimeError", value=None)
     ev = evidence(tmp_path)
