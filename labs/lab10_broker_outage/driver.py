@@ -126,7 +126,7 @@ def measure_lab(s: LabSession) -> None:
     checks.check_client_stopped(s.evidence, client, runs)
     checks.check_results_across(s.evidence, results_run, grace_s)
     checks.check_hung(s.evidence, hung_run)
-    checks.check_detection(s.evidence, hung_run, grace_s)
+    checks.check_detection(s.evidence, hung_run)
     checks.check_late(s.evidence, late_run)
 
 

@@ -40,13 +40,14 @@ CONNECTED = "Connected to redis"
 
 
 def detection_bounds_s() -> tuple[float, float, float]:
-    """When the detecting worker can drop its BRPOP connection after the hang began, at the
-    soonest and the latest, and when it has logged the loss at the latest.
+    """When the detecting worker drops its BRPOP connection after the hang began, by kombu's
+    rules, at the soonest and the latest, and when it has logged the loss at the latest.
 
     kombu drops a BRPOP whose reply is overdue by ``health_check_interval`` (H), checked every
-    H. The last BRPOP answered before the hang was sent at most ``brpop_timeout`` before it, so
-    the drop comes no sooner than H after the hang began and no later than brpop_timeout + 2 H;
-    the reconnect's handshake then times out after ``socket_timeout``."""
+    H. A BRPOP sent as the hang began is dropped after brpop_timeout + H at the soonest and
+    brpop_timeout + 2 H at the latest; the reconnect's handshake then times out after
+    ``socket_timeout``. One sent before (Redis answers a BRPOP a few ms after its timeout, more
+    on a busy machine) can be dropped up to brpop_timeout sooner: H is reported, not judged."""
     h = float(DETECTION["health_check_interval"])
     latest_drop = BRPOP_TIMEOUT_S + 2 * h
     return h, latest_drop, latest_drop + float(DETECTION["socket_timeout"])

@@ -29,7 +29,7 @@ from labkit.run_settings import visibility
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab10_broker_outage import restart
-from labs.lab10_broker_outage.tasks import COUNTS, RUNS, hold
+from labs.lab10_broker_outage.tasks import COUNTS, RUNS, hold, hold_bound_s
 
 SWEEP_S = 0.25  # unacked_restore_interval: how often each worker looks for overdue messages
 
@@ -79,7 +79,8 @@ def late_round(s: LabSession, workers: dict[str, Worker], visibility_timeout: fl
     for worker in workers.values():
         worker.wait_ready(timeout)
     broker_control.configure(s.broker, appendonly="yes", appendfsync="everysec")
-    sent = {case: hold.apply_async((gates[case], timeout, f"{label}-{case}"), queue=queue(case))
+    sent = {case: hold.apply_async((gates[case], hold_bound_s(timeout), f"{label}-{case}"),
+                                   queue=queue(case))
             for case in CASES}
     ids = {case: r.id for case, r in sent.items()}
 

@@ -10,10 +10,20 @@ from typing import Any
 Row = dict[str, Any]
 
 
-def row(part: str, configuration: str, *, lost: int = 0, ran_twice: int = 0,
-        waited: str = "", caller_told: str = "", production: str) -> Row:
-    return {"part": part, "configuration": configuration, "lost": lost, "ran_twice": ran_twice,
-            "waited": waited, "caller_told": caller_told, "production": production}
+def row(part: str, configuration: str, *, lost: int | None = 0, results_lost: int = 0,
+        ran_twice: int = 0, waited: str = "", caller_told: str = "", production: str) -> Row:
+    """``lost``: tasks that never ran, or never ran to their end (None: not counted there);
+    ``results_lost``: stored results of tasks that did run."""
+    return {"part": part, "configuration": configuration, "lost": lost,
+            "results_lost": results_lost, "ran_twice": ran_twice, "waited": waited,
+            "caller_told": caller_told, "production": production}
+
+
+def _ended(call: dict[str, Any], value: str = "the value") -> str:
+    """How a bounded call ended: its time and what it raised or returned."""
+    if not call.get("finished"):
+        return "did not return"
+    return f"{call['seconds']:.2f} s, then " + (call["raised"] or value)
 
 
 def restart_rows(rounds: list[dict[str, Any]]) -> list[Row]:
@@ -21,14 +31,14 @@ def restart_rows(rounds: list[dict[str, Any]]) -> list[Row]:
     for r in rounds:
         kinds = r["by_kind"]
         stranded = sum(k["stranded"] for k in kinds.values())
-        lost = sum(k["lost"] for k in kinds.values())
+        lost = sum(k["lost"] for name, k in kinds.items() if name != "result")
         aof = r["persistence"].get("appendonly") == "yes"
         advice = ("appendonly yes: without it a restart is an empty Redis" if not aof else
                   "AOF is enough for a process restart; appendfsync always only for power loss")
         if stranded:
             advice += ("; prefetched and ETA tasks wait for the visibility_timeout, so size it "
                        "to what you can wait (Lab 04)")
-        out.append(row("restart", f"{r['round']}", lost=lost,
+        out.append(row("restart", f"{r['round']}", lost=lost, results_lost=kinds["result"]["lost"],
                        ran_twice=sum(k["ran_twice"] for k in kinds.values()),
                        waited=f"{stranded} stranded in unacked" if stranded else "",
                        production=advice))
@@ -37,7 +47,7 @@ def restart_rows(rounds: list[dict[str, Any]]) -> list[Row]:
 
 def room_row(room: dict[str, Any]) -> Row:
     died = room["unrecoverable"] is not None and not room["process_alive"]
-    return row("worker", f"prefetch with room (multiplier {room['prefetch_multiplier']})",
+    return row("worker", f"prefetch with room (multiplier {room['prefetch_multiplier']})", lost=None,
                waited="the worker exited: nothing consumed until restarted" if died else "",
                production="a supervisor that restarts the worker, and a liveness check "
                           "(celery inspect ping)")
@@ -45,43 +55,47 @@ def room_row(room: dict[str, Any]) -> Row:
 
 def client_rows(stopped: dict[str, Any], runs: dict[str, int], results: dict[str, Any]) -> list[Row]:
     default, keeps = stopped["default"], stopped["keeps_result"]
-    got, waiter = results["get_while_down"], results.get("waiter") or {}
+    got, again = results["get_while_down"], results["same_app_after_up"]
+    waiter = results.get("waiter") or {}
     return [
         row("client", "apply_async, broker stopped", lost=int(runs.get(default["task_id"], 0) == 0),
-            waited=f"{default['seconds']:.2f} s, then {default['raised']}",
+            waited=_ended(default, "sent"),
             production="catch OperationalError and keep the task (an outbox), or retry longer"),
         row("client", "apply_async keeping its result, broker stopped",
             lost=int(runs.get(keeps["task_id"], 0) == 0),
-            waited=f"{keeps['seconds']:.2f} s, then {keeps['raised']} (the result store's)",
+            waited=_ended(keeps, "sent") + " (the result store's)",
             production="the same: the failure comes from the result store first"),
-        row("client", f"get(timeout={results['get_timeout_s']:g}), result store down",
-            waited=f"{got['seconds']:.2f} s, then {got['raised']}",
-            caller_told="'the application must be restarted' (the next get works)",
+        row("client", f"get(timeout={results['get_timeout_s']:g}), result store down", lost=None,
+            waited=_ended(got),
+            caller_told=("'the application must be restarted', yet its next get() returned"
+                         if got.get("raised") == "RuntimeError" and again.get("finished")
+                         and again.get("raised") is None else ""),
             production="bound get() with your own deadline; the store's retry_policy sets the wait"),
-        row("client", "get() waiting across a restart",
-            waited=f"{waiter.get('seconds') or 0:.2f} s, then "
-                   + ("the value" if waiter.get("raised") is None else str(waiter.get("raised"))),
+        row("client", "get() waiting across a restart", lost=None, waited=_ended(waiter),
             production="nothing, if the outage is shorter than the result store's retry policy"),
     ]
 
 
 def hung_rows(hung: dict[str, Any]) -> list[Row]:
-    sends, d = hung["sends"], hung["detecting"]
-    warm = sends["socket_timeout_warm"]
+    sends, d, pause = hung["sends"], hung["detecting"], hung["pause_s"]
+    warm, default = sends["socket_timeout_warm"], sends["default"]
+    whole = default.get("finished") and default["seconds"] >= pause
+    lines = hung["worker_log_while_hung"]
     return [
-        row("hung", "apply_async, default settings",
-            waited=f"{sends['default']['seconds']:.2f} s (the whole hang)" if sends["default"]["finished"]
-            else "did not return", production="broker_transport_options socket_timeout"),
-        row("hung", "apply_async, socket_timeout, connection open", ran_twice=0,
-            waited=f"{warm['seconds']:.2f} s, then {warm['raised']}",
+        row("hung", "apply_async, default settings", lost=int(default.get("runs", 0) == 0),
+            waited=_ended(default, "sent") + (" (the whole hang)" if whole else ""),
+            production="broker_transport_options socket_timeout"),
+        row("hung", "apply_async, socket_timeout, connection open", lost=int(warm.get("runs", 0) == 0),
+            waited=_ended(warm, "sent"),
             caller_told=(f"{warm['raised']}, yet the task ran {warm['runs']} time(s)"
                          if warm["raised"] and warm["runs"] else ""),
             production="idempotent tasks: a retry on that error runs the task twice"),
-        row("hung", "worker, default settings",
-            waited=f"noticed nothing in {hung['pause_s']:g} s (loop blocked in "
-                   f"{hung['default_worker_stack'].get('called_from')})",
+        row("hung", "worker, default settings", lost=None,
+            waited=(f"logged {lines['lost']} loss(es) in {pause:g} s" if lines["lost"] else
+                    f"noticed nothing in {pause:g} s")
+            + f" (loop blocked in {hung['default_worker_stack'].get('called_from')})",
             production="it resumes by itself; to notice: the next row"),
-        row("hung", f"worker, {d['settings']}, --without-heartbeat",
+        row("hung", f"worker, {d['settings']}, --without-heartbeat", lost=None,
             waited=(f"loss logged {d['lost_after_s']:.1f} s into the hang" if d["lost_after_s"] is not None
                     else "noticed nothing"),
             production="health_check_interval + socket_timeout, nothing sent from the loop"),

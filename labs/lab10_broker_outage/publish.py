@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 from celery.app.defaults import DEFAULTS
+from celery.backends.base import Backend as BaseBackend
 
 from labkit import bounded
 from labkit.broker import CONNECT_TIMEOUT
@@ -60,7 +61,7 @@ GET_STORE_POLICY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 0,
 GET_TIMEOUT_S = 0.5
 # where a get() waits for a result on the Redis backend: its result consumer's drain loop
 WAITING_FRAME = "celery/backends/redis.py:drain_events"
-CELERY_STORE_POLICY = {"max_retries": 20, "interval_start": 0, "interval_step": 1, "interval_max": 1}
+CELERY_STORE_POLICY = dict(BaseBackend.retry_policy)  # the result store's own, as installed
 
 
 class ResultsAcrossRestart:

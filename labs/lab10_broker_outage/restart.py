@@ -28,7 +28,7 @@ from labkit.polling import wait_for
 from labkit.redis_state import decode_message, unacked_summary
 from labkit.session import LabSession
 from labkit.workers import Worker
-from labs.lab10_broker_outage.tasks import COUNTS, RUNS, hold, job
+from labs.lab10_broker_outage.tasks import COUNTS, RUNS, hold, hold_bound_s, job
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def one_round(s: LabSession, rnd: Round, worker: Worker, queue: str, sizes: dict
     wait_for(lambda: len(_runs(s, label)) >= sizes["results"] and
           all(v == "result" for v in where_tasks_are(s, queue, set(sent["result"])).values()),
           timeout, "the results were not stored")
-    sent["running"].append(hold.apply_async((gate, timeout, label), queue=queue).id)
+    sent["running"].append(hold.apply_async((gate, hold_bound_s(timeout), label), queue=queue).id)
     wait_for(lambda: any(r.get("role") == "hold" for r in _runs(s, label)), timeout,
              "the holder did not start")
     # ETA tasks first: the worker raises its prefetch for each one it holds, but only fetches

@@ -23,7 +23,7 @@ from labkit.polling import poll_until, wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab10_broker_outage import restart
-from labs.lab10_broker_outage.tasks import COUNTS, hold, job
+from labs.lab10_broker_outage.tasks import COUNTS, hold, hold_bound_s, job
 
 QUEUE = "lab10_room"
 PREFETCH = 2  # multiplier, with one pool slot: room for one more message than it reserves
@@ -51,7 +51,7 @@ def room_round(s: LabSession, worker: Worker, window_s: float, timeout: float) -
     label, gate = "room", f"lab10:gate:{uuid.uuid4().hex}"
     worker.wait_ready(timeout)
     broker_control.configure(s.broker, appendonly="yes", appendfsync="everysec")
-    holder = hold.apply_async((gate, timeout, label), queue=QUEUE).id
+    holder = hold.apply_async((gate, hold_bound_s(timeout), label), queue=QUEUE).id
     wait_for(lambda: s.counts(COUNTS).get(holder), timeout, "the holder did not start")
     reserved = job.apply_async((300, label), queue=QUEUE).id
     wait_for(lambda: restart.where_tasks_are(s, QUEUE, {reserved})[reserved] == "unacked", timeout,

@@ -38,3 +38,9 @@ def hold(self, gate: str, timeout: float, label: str = "") -> str:
     record_attempt(self, RUNS, label=label, n=-1, started=started, role="hold", phase="finished",
                    released=released)
     return "released" if released else "timed out"
+
+
+def hold_bound_s(timeout: float) -> float:
+    """A holder's own bound: far beyond the lab's waits (it is released long before), only so a
+    gate never set cannot hold a pool slot for ever."""
+    return 6 * timeout
