@@ -1,0 +1,2 @@
+"""Lab 11 plots."""
+FIGURES: dict = {}
