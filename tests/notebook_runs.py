@@ -59,6 +59,8 @@ SETUPS: dict[str, Setup] = {
     "10_broker_outage": Setup(True, ["rounds=always-SIGKILL,none-SIGTERM,everysec-SIGTERM",
                                      "results=1", "prefetched=8", "queued=1", "eta=1", "pause_s=5",
                                      "timeout=10"], 33),
+    "11_priorities": Setup(True, ["per_value=1", "seed=3", "bulk=16", "urgent=1", "task_s=0.1",
+                                  "prefetch=8", "per_queue=3", "rate=40", "rate_s=1", "timeout=10"], 25),
 }
 
 NOTEBOOK_TIMEOUT = 420.0

@@ -53,7 +53,7 @@ def prefill_bulk(app: Celery, queue: str, count: int, task_s: float, label: str)
             for seq in range(count)]
 
 
-def _starts(session: LabSession) -> dict[str, float]:
+def job_starts(session: LabSession) -> dict[str, float]:
     """When each lab11.job began, stamped in its pool process (``taskside.STAMP_STARTS``)."""
     with session.evidence_store.client() as r:
         rows = r.lrange(session.evidence_store.key(f"{STARTS}lab11.job"), 0, -1)
@@ -79,7 +79,7 @@ def urgent_trial(session: LabSession, queue: str, bulk_ids: list[str], urgent: i
     position = {task_id: seq for seq, task_id in enumerate(bulk_ids)}
 
     def just_begun() -> float | None:
-        starts = {i: t for i, t in _starts(session).items() if i in position}
+        starts = {i: t for i, t in job_starts(session).items() if i in position}
         if len(starts) < 2:  # the worker is past its first task: its prefetch has filled
             return None
         latest = max(starts.values())
@@ -97,7 +97,7 @@ def urgent_trial(session: LabSession, queue: str, bulk_ids: list[str], urgent: i
     still_in_redis = {i for i in bulk_ids if position[i] >= len(bulk_ids) - in_redis_after}
 
     def done() -> dict[str, float] | None:
-        starts = _starts(session)
+        starts = job_starts(session)
         urgent_ran = all(i in starts for i in urgent_ids)
         next_from_redis = any(i in starts for i in still_in_redis) or not still_in_redis
         return starts if urgent_ran and next_from_redis else None
