@@ -171,7 +171,7 @@ LAB = Lab(
     params=PARAMS,
     settings=settings,
     validate=validate,
-    wall_time="default about 30 s, --quick about 25 s",
+    wall_time="default about 15 s, --quick about 12 s",
 )
 
 # What the notebook calls: the same measurement as ``celery-lab run 11``.
