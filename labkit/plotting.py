@@ -35,10 +35,22 @@ def integer_ticks(ax: Axes, axis: Literal["x", "y"] = "y") -> None:
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
+def _entries(axes: list[Axes]) -> dict[str, object]:
+    """Each label once (a scatter drawn point by point names its series many times)."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    return entries
+
+
 def legend_outside(ax: Axes, **kwargs) -> Legend:
     """The axes' legend to their right, where it cannot cover data whatever the data does;
-    the constrained layout of ``new_figure`` narrows the axes to make room."""
+    the constrained layout of ``new_figure`` narrows the axes to make room. Each label once."""
     kwargs.setdefault("fontsize", 8)
+    if "handles" not in kwargs:
+        entries = _entries([ax])
+        kwargs.update(handles=list(entries.values()), labels=list(entries))
     return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, **kwargs)
 
 
@@ -46,10 +58,7 @@ def legend_below(fig: Figure, ncols: int = 3, **kwargs) -> Legend:
     """One legend for the whole figure, under its axes: for panels side by side, where a legend
     beside one panel would squeeze it. Entries of every axes, each label once; needs the
     constrained layout of ``new_figure`` (``outside`` locations)."""
-    entries: dict[str, object] = {}
-    for ax in fig.axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            entries.setdefault(label, handle)
+    entries = _entries(fig.axes)
     kwargs.setdefault("fontsize", 8)
     return fig.legend(list(entries.values()), list(entries), loc="outside lower center",
                       ncols=min(ncols, len(entries)) or 1, **kwargs)

@@ -30,6 +30,7 @@ def order_plot(run_dir: Path) -> Figure:
         ax.set_xlabel("position in the order the worker ran them")
         ax.set_ylabel("priority sent (0 = most urgent on Redis)")
         ax.set_yticks(range(10))
+        integer_ticks(ax, "x")
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
     handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"stored in step {s}'s list")
@@ -59,7 +60,7 @@ def backlog_plot(run_dir: Path) -> Figure:
     ax.set_xlabel("seconds since the urgent tasks were sent")
     ax.set_title("What a worker already fetched runs first; acks_late + prefetch 1 holds nothing back",
                  fontsize=10)
-    legend_outside(ax, handles=_unique(ax))
+    legend_outside(ax)
     return fig
 
 
@@ -79,7 +80,7 @@ def queues_plot(run_dir: Path) -> Figure:
     ax.set_xlabel("position in the order the worker ran them")
     integer_ticks(ax, "x")
     ax.set_title("One worker, -Q high,low, both pre-filled: which queue each task came from", fontsize=10)
-    legend_outside(ax, handles=_unique(ax))
+    legend_outside(ax)
     return fig
 
 
@@ -107,13 +108,6 @@ def rates_plot(run_dir: Path) -> Figure:
     ax.set_title("rate_limit is per worker: three workers run about three times it", fontsize=10)
     legend_outside(ax)
     return fig
-
-
-def _unique(ax) -> list:
-    seen: dict[str, object] = {}
-    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-        seen.setdefault(label, handle)
-    return [h for h in seen.values()]
 
 
 FIGURES = {
