@@ -80,6 +80,8 @@ def urgent_trial(session: LabSession, queue: str, bulk_ids: list[str], urgent: i
 
     def just_begun() -> float | None:
         starts = {i: t for i, t in job_starts(session).items() if i in position}
+        if len(starts) == len(position):
+            raise TimeoutError(f"the backlog of {queue} ran out before a trial")
         if len(starts) < 2:  # the worker is past its first task: its prefetch has filled
             return None
         latest = max(starts.values())
