@@ -105,7 +105,12 @@ def test_the_cost_ladder_measures_the_worker_apart_from_the_client(lab01):
     # Celery's benchmark shape drains faster than the lab's worker, which is slower with its
     # events on: the result contract of the drain, measured on the pre-filled queues
     assert m["bench_shape_tasks_per_s"] > m["drain_tasks_per_s"] > 0
-    assert 0 < m["instrumentation_overhead"] < 1
+    # the events' share of the rate is a measurement; its sign is decided only when the run's own
+    # noise allows (a run beside a notebook read the events rung 2x faster than the rung without:
+    # both drains of the latter fell in a busy moment, and the finding said "not decided")
+    decided = next(f for f in result["findings"]
+                   if f["id"] == "acks_results_and_events_cost_throughput")["measured"]["decided"]
+    assert m["instrumentation_overhead"] < 1 and (m["instrumentation_overhead"] > 0 or not decided)
     assert m["publish_tasks_per_s"] > m["drain_tasks_per_s"]
     rungs = [r["rung"] for r in read_csv(run_dir / "cost_ladder.csv")]
     assert rungs[0] == "bench shape" and rungs[-1] == "bench shape (again)" and len(rungs) == 9
