@@ -1,0 +1,69 @@
+"""Lab 12, part 2: thousands of tasks with a countdown far longer than the run, sent to a worker
+with no ``worker_eta_task_limit`` and to one with a limit: what each worker holds (``inspect
+scheduled``, Redis's ``unacked`` hash), what stays in Redis, the worker's RSS, and whether a
+plain task on another of its queues still runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import psutil
+
+from labkit.polling import wait_for
+from labkit.session import LabSession
+from labkit.workers import Worker
+from labs.lab12_memory.tasks import NOOP, SMALL
+
+
+def _unacked(s: LabSession, queue: str) -> int:
+    with s.broker.client() as r:
+        return sum(1 for raw in r.hvals(s.broker.key("unacked")) if json.loads(raw)[2] == queue)
+
+
+def _queued(s: LabSession, queue: str) -> int:
+    with s.broker.client() as r:
+        return int(r.llen(s.broker.key(queue)))
+
+
+def main_rss(worker: Worker) -> int:
+    """The worker's main process: where a held ETA task lives (the consumer's timer)."""
+    return psutil.Process(worker.pid).memory_info().rss
+
+
+def scheduled(s: LabSession, worker: Worker) -> int:
+    inspect = s.app.control.inspect(destination=[worker.hostname], timeout=5.0)
+    return len((inspect.scheduled() or {}).get(worker.hostname, []))
+
+
+def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, countdown: float,
+         timeout: float) -> dict[str, Any]:
+    """Send ``count`` ETA tasks; once the worker stops taking them (what it holds and what is
+    left in Redis unchanged for a second), read both, then send one plain task to ``other``."""
+    rss_before = main_rss(worker)
+    for i in range(count):
+        s.app.send_task(NOOP, (i,), queue=queue, countdown=countdown)
+    sent_at = time.time()
+    last: list[tuple[int, int]] = []
+
+    def settled() -> tuple[int, int] | None:
+        state = (_unacked(s, queue), _queued(s, queue))
+        last.append(state)
+        steady = len(last) >= 6 and len(set(last[-6:])) == 1 and sum(state) == count
+        return state if steady else None
+
+    held, left = wait_for(settled, timeout + count / 200, f"{worker.hostname} to stop taking ETA tasks",
+                          interval=0.2)
+    taking_s = time.time() - sent_at
+    listed = scheduled(s, worker)
+    rss_after = main_rss(worker)
+    plain = s.app.send_task(SMALL, (1,), queue=other)
+    try:
+        plain.get(timeout=2.0)
+        plain_ran = True
+    except Exception:
+        plain_ran = False
+    return {"sent": count, "held_unacked": held, "left_in_redis": left, "scheduled": listed,
+            "rss_before": rss_before, "rss_after": rss_after, "taking_s": taking_s,
+            "plain_task_ran_within_2s": plain_ran, "plain_id": plain.id}

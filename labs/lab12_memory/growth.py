@@ -1,0 +1,47 @@
+"""Lab 12, part 1: a leaking task on three workers of one pool process each (no limit,
+``worker_max_tasks_per_child``, ``worker_max_memory_per_child``): which process ran each task
+and its RSS after it, recorded by the task; then what recycling costs a drain of no-op tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.polling import wait_for
+from labkit.session import LabSession
+from labkit.workers import Worker
+from labs.lab12_memory.tasks import LEAK, NOOP, RUNS
+
+
+def leak_runs(s: LabSession, label: str, queue: str, n: int, mib: int,
+              timeout: float) -> list[dict[str, Any]]:
+    """``n`` leaking tasks into ``queue``; each execution's pid and RSS, in the order they ran."""
+    for seq in range(n):
+        s.app.send_task(LEAK, (label, seq, mib), queue=queue)
+
+    def done() -> list[dict[str, Any]]:
+        rows = [r for r in s.records(RUNS) if r.get("label") == label]
+        return rows if len(rows) >= n else []
+
+    rows = wait_for(done, timeout + n, f"{n} leaking tasks on {queue}")
+    return [{"seq": r["seq"], "pid": r["pid"], "rss": r["rss"], "t": r["t"], "kept_mib": r["kept_mib"]}
+            for r in sorted(rows, key=lambda r: r["t"])]
+
+
+def segments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of consecutive tasks one process ran: a new segment is a new pool child."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if not out or out[-1]["pid"] != r["pid"]:
+            out.append({"pid": r["pid"], "seqs": [], "rss": []})
+        out[-1]["seqs"].append(r["seq"])
+        out[-1]["rss"].append(r["rss"])
+    return out
+
+
+def recycling_cost(s: LabSession, workers: dict[str, Worker], n: int, timeout: float) -> dict[str, Any]:
+    """The same no-op drain on each worker, one after another: tasks per second."""
+    out = {}
+    for name, worker in workers.items():
+        drain = s.drain([worker], NOOP, [(i,) for i in range(n)], timeout=timeout + n / 10, results=False)
+        out[name] = {"n": n, "drain_s": drain.drain_s, "rate": drain.rate}
+    return out
