@@ -12,19 +12,27 @@ from labkit.workers import Worker
 from labs.lab12_memory.tasks import LEAK, NOOP, RUNS
 
 
-def leak_runs(s: LabSession, label: str, queue: str, n: int, mib: int,
-              timeout: float) -> list[dict[str, Any]]:
-    """``n`` leaking tasks into ``queue``; each execution's pid and RSS, in the order they ran."""
+def send_leaks(s: LabSession, label: str, queue: str, n: int, mib: int) -> None:
+    """``n`` leaking tasks into ``queue``, labelled ``label``."""
     for seq in range(n):
         s.app.send_task(LEAK, (label, seq, mib), queue=queue)
 
+
+def ran_leaks(s: LabSession, label: str, n: int, timeout: float) -> list[dict[str, Any]]:
+    """Once all ``n`` ran: each execution's pid and RSS, in the order they ran."""
     def done() -> list[dict[str, Any]]:
         rows = [r for r in s.records(RUNS) if r.get("label") == label]
         return rows if len(rows) >= n else []
 
-    rows = wait_for(done, timeout + n, f"{n} leaking tasks on {queue}")
+    rows = wait_for(done, timeout + n, f"{n} leaking tasks labelled {label}")
     return [{"seq": r["seq"], "pid": r["pid"], "rss": r["rss"], "t": r["t"], "kept_mib": r["kept_mib"]}
             for r in sorted(rows, key=lambda r: r["t"])]
+
+
+def leak_runs(s: LabSession, label: str, queue: str, n: int, mib: int,
+              timeout: float) -> list[dict[str, Any]]:
+    send_leaks(s, label, queue, n, mib)
+    return ran_leaks(s, label, n, timeout)
 
 
 def segments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
