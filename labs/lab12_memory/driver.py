@@ -36,7 +36,13 @@ PARAMS = {
 }
 
 
+MAX_KEPT_MIB = 2048  # what the process without a limit may keep in all: this machine's memory
+
+
 def validate(p: Params) -> None:
+    if p.tasks * p.leak_mib > MAX_KEPT_MIB:
+        raise SetupError(f"bad params tasks={p.tasks}, leak_mib={p.leak_mib}: the worker without a "
+                         f"limit would keep {p.tasks * p.leak_mib} MiB (at most {MAX_KEPT_MIB})")
     if p.eta_limit >= p.eta_tasks:
         raise SetupError(f"bad param eta_limit={p.eta_limit}: below eta_tasks={p.eta_tasks} "
                          "(a limit the tasks never reach shows nothing)")

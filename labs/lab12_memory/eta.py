@@ -32,8 +32,9 @@ def main_rss(worker: Worker) -> int:
     return psutil.Process(worker.pid).memory_info().rss
 
 
-def scheduled(s: LabSession, worker: Worker) -> int:
-    inspect = s.app.control.inspect(destination=[worker.hostname], timeout=5.0)
+def scheduled(s: LabSession, worker: Worker, held: int) -> int:
+    """How many ETA tasks ``inspect scheduled`` lists (a reply of ``held`` entries takes time)."""
+    inspect = s.app.control.inspect(destination=[worker.hostname], timeout=5.0 + held / 1000)
     return len((inspect.scheduled() or {}).get(worker.hostname, []))
 
 
@@ -56,7 +57,7 @@ def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, coun
     held, left = wait_for(settled, timeout + count / 200, f"{worker.hostname} to stop taking ETA tasks",
                           interval=0.2)
     taking_s = time.time() - sent_at
-    listed = scheduled(s, worker)
+    listed = scheduled(s, worker, held)
     rss_after = main_rss(worker)
     plain = s.app.send_task(SMALL, (1,), queue=other)
     try:
