@@ -43,6 +43,9 @@ def validate(p: Params) -> None:
     if p.tasks * p.leak_mib > MAX_KEPT_MIB:
         raise SetupError(f"bad params tasks={p.tasks}, leak_mib={p.leak_mib}: the worker without a "
                          f"limit would keep {p.tasks * p.leak_mib} MiB (at most {MAX_KEPT_MIB})")
+    if p.max_tasks >= p.tasks:
+        raise SetupError(f"bad param max_tasks={p.max_tasks}: below tasks={p.tasks} (a limit the "
+                         "tasks never reach replaces nothing)")
     if p.eta_limit >= p.eta_tasks:
         raise SetupError(f"bad param eta_limit={p.eta_limit}: below eta_tasks={p.eta_tasks} "
                          "(a limit the tasks never reach shows nothing)")
