@@ -4,6 +4,7 @@ measurements, so a unit test can hand each one a counter-example."""
 from __future__ import annotations
 
 import math
+import statistics
 from itertools import pairwise
 from typing import Any
 
@@ -12,6 +13,7 @@ from labs.lab12_memory.growth import segments
 
 MIB = 2**20
 GROWTH_SHARE = 0.8  # of what a task keeps, at least this much shows in its process's RSS
+REPLACEMENT_RATIO = 2.0  # a process start against a task's own time (0.2 s against 0.01 s here)
 RSS_SLACK = MIB // 2  # a process's RSS as the task read it, and as the pool read it just after
 ETA_MORE = 500  # held ETA tasks one worker must hold beyond the other for their memory to tell
 ETA_NOISE = MIB  # a worker's RSS moves by about this much on its own
@@ -67,14 +69,21 @@ def check_growth(ev: Evidence, leaks: dict[str, list[dict[str, Any]]], leak_mib:
              not early and not kept_on and (crossed or len(per_memory) == 1))
 
 
-def check_recycling(ev: Evidence, cost: dict[str, dict[str, Any]]) -> None:
-    every, never = cost["every_task"]["rate"], cost["never"]["rate"]
-    ev.check("recycling_every_task_costs_throughput",
-             "worker_max_tasks_per_child=1 starts a new pool process for every task: a no-op drain "
-             "runs at a fraction of the rate of a worker that never recycles",
-             {"every_task_per_s": round(every, 2), "never_per_s": round(never, 1),
-              "seconds_per_recycle": round(1 / every - 1 / never, 3) if every and never else None},
-             "every task < half the rate of never", every < 0.5 * never)
+def check_replacement(ev: Evidence, between: dict[str, dict[str, list[float]]]) -> None:
+    within = [g for name in between.values() for g in name["within"]]
+    across = [g for name in between.values() for g in name["across"]]
+    mid_within = statistics.median(within) if within else None
+    mid_across = statistics.median(across) if across else None
+    ev.check("replacing_a_process_costs_more_than_a_task",
+             "a replaced pool process is a new process to start: the time from the old process's "
+             "last task to the new one's first is several times the time between two tasks of one "
+             "process, a price worker_max_tasks_per_child=1 would pay on every task",
+             {"median_s": {"within_a_process": round(mid_within, 4) if mid_within else None,
+                           "across_a_replacement": round(mid_across, 4) if mid_across else None},
+              "replacements": len(across), "across_s": [round(g, 3) for g in across]},
+             f"across > {REPLACEMENT_RATIO:g} x within",
+             mid_within is not None and mid_across is not None
+             and mid_across > REPLACEMENT_RATIO * mid_within)
 
 
 # -- part 2: ETA tasks ----------------------------------------------------------------------------

@@ -1,15 +1,15 @@
 """Lab 12, part 1: a leaking task on three workers of one pool process each (no limit,
-``worker_max_tasks_per_child``, ``worker_max_memory_per_child``): which process ran each task
-and its RSS after it, recorded by the task; then what recycling costs a drain of no-op tasks."""
+``worker_max_tasks_per_child``, ``worker_max_memory_per_child``): which process ran each task,
+when, and its RSS after it, recorded by the task; and what a replacement costs between two tasks."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from labkit.polling import wait_for
 from labkit.session import LabSession
-from labkit.workers import Worker
-from labs.lab12_memory.tasks import LEAK, NOOP, RUNS
+from labs.lab12_memory.tasks import LEAK, RUNS
 
 
 def send_leaks(s: LabSession, label: str, queue: str, n: int, mib: int) -> None:
@@ -46,10 +46,10 @@ def segments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def recycling_cost(s: LabSession, workers: dict[str, Worker], n: int, timeout: float) -> dict[str, Any]:
-    """The same no-op drain on each worker, one after another: tasks per second."""
-    out = {}
-    for name, worker in workers.items():
-        drain = s.drain([worker], NOOP, [(i,) for i in range(n)], timeout=timeout + n / 10, results=False)
-        out[name] = {"n": n, "drain_s": drain.drain_s, "rate": drain.rate}
+def gaps(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Seconds between consecutive tasks of one worker (each recorded as it ended): within one
+    process, and across a replacement (the new process's first task after the old one's last)."""
+    out: dict[str, list[float]] = {"within": [], "across": []}
+    for a, b in pairwise(rows):
+        out["within" if a["pid"] == b["pid"] else "across"].append(b["t"] - a["t"])
     return out

@@ -17,7 +17,7 @@ LEAKERS = {"leak_none": "no limit", "leak_tasks": "max_tasks_per_child",
 
 def growth_plot(run_dir: Path) -> Figure:
     """RSS of the process that ran each leaking task, a new line for each new process; and the
-    no-op drain rate with and without recycling every task."""
+    time between two tasks within a process against across a replacement."""
     data = json.loads((run_dir / "growth.json").read_text())
     fig, (ax, bars) = new_figure(12, 4.3, ncols=2)
     colours = {"leak_none": "tab:red", "leak_tasks": "tab:blue", "leak_memory": "tab:green"}
@@ -38,12 +38,12 @@ def growth_plot(run_dir: Path) -> Figure:
     integer_ticks(ax, "x")
     ax.set_title(f"A task keeping {data['leak_mib']} MiB per run, one process per worker", fontsize=10)
     legend_outside(ax)
-    cost = data["recycling"]
-    names = {"every_task": "max_tasks_per_child=1", "never": "never recycled"}
-    bars.bar(list(names.values()), [cost[k]["rate"] for k in names], color=["tab:blue", "tab:gray"])
+    within = [g for w in data["gaps"].values() for g in w["within"]]
+    across = [g for w in data["gaps"].values() for g in w["across"]]
+    bars.boxplot([within, across], tick_labels=["two tasks of\none process", "across a\nreplacement"])
     bars.set_yscale("log")
-    bars.set_ylabel("no-op tasks per second (log)")
-    bars.set_title("What recycling every task costs", fontsize=10)
+    bars.set_ylabel("seconds from one task's end to the next's (log)")
+    bars.set_title("What replacing a process costs", fontsize=10)
     return fig
 
 
