@@ -11,6 +11,8 @@ from labkit.polling import wait_for
 from labkit.session import LabSession
 from labs.lab12_memory.tasks import LEAK, RUNS
 
+REPLACEMENT_BOUND_S = 6.0  # a new pool process within the pool's 5 s maintenance, and its start
+
 
 def send_leaks(s: LabSession, label: str, queue: str, n: int, mib: int) -> None:
     """``n`` leaking tasks into ``queue``, labelled ``label``."""
@@ -24,7 +26,9 @@ def ran_leaks(s: LabSession, label: str, n: int, timeout: float) -> list[dict[st
         rows = [r for r in s.records(RUNS) if r.get("label") == label]
         return rows if len(rows) >= n else []
 
-    rows = wait_for(done, timeout + n, f"{n} leaking tasks labelled {label}")
+    # each task may wait for a replaced process: the pool may notice an exit only on its 5 s
+    # maintenance timer
+    rows = wait_for(done, timeout + n * REPLACEMENT_BOUND_S, f"{n} leaking tasks labelled {label}")
     return [{"seq": r["seq"], "pid": r["pid"], "rss": r["rss"], "t": r["t"], "kept_mib": r["kept_mib"]}
             for r in sorted(rows, key=lambda r: r["t"])]
 
