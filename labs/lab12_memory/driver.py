@@ -75,9 +75,9 @@ def measure_lab(s: LabSession) -> None:
     for name in leakers:  # the three workers run side by side
         growth.send_leaks(s, name, f"lab12_{name}", p.tasks, p.leak_mib)
     leaks = {name: growth.ran_leaks(s, name, p.tasks, p.timeout) for name in leakers}
-    # the workers that replace their process: the time between two tasks within one process and
-    # across a replacement
-    between = {name: growth.gaps(leaks[name]) for name in ("leak_tasks", "leak_memory")}
+    # the time between two tasks within one process (the worker without a limit has only those)
+    # and across a replacement
+    between = {name: growth.gaps(leaks[name]) for name in leakers}
     s.write_json("growth.json", {"leaks": leaks, "gaps": between, "max_tasks": p.max_tasks,
                                  "max_memory_mib": p.max_memory_mib, "leak_mib": p.leak_mib})
     checks.check_growth(s.evidence, leaks, p.leak_mib, p.max_tasks, p.max_memory_mib)

@@ -138,8 +138,27 @@ def between_(within: float = 0.0152, across: tuple[float, ...] = (0.278, 4.125, 
              ) -> dict[str, dict[str, list[float]]]:
     """growth.gaps per replacing worker, as measured: tasks 15 ms apart in one process; a
     replacement 0.2 s or about 4 s (the pool's 5 s maintenance)."""
-    return {"leak_tasks": {"within": [within] * 19, "across": list(across[:2])},
+    return {"leak_none": {"within": [within] * 23, "across": []},
+            "leak_tasks": {"within": [within] * 19, "across": list(across[:2])},
             "leak_memory": {"within": [within] * 21, "across": list(across[2:])}}
+
+
+def test_every_task_replaced_is_judged_against_the_worker_without_a_limit(ev: Evidence):
+    """max_tasks=1 and a memory limit below a fresh process: no two tasks share a process on the
+    replacing workers; the worker without a limit still gives the time between two tasks."""
+    between = {"leak_none": {"within": [0.0236] * 7, "across": []},
+               "leak_tasks": {"within": [], "across": [4.352, 5.105, 0.251, 0.241, 4.619, 5.076, 0.231]},
+               "leak_memory": {"within": [], "across": [4.357, 5.107, 5.145, 5.098, 5.151, 5.093, 5.105]}}
+    checks.check_replacement(ev, between)
+    assert ev.finding("replacing_a_process_costs_more_than_a_task").holds
+
+
+def test_one_task_per_process_of_a_small_leak_holds(ev: Evidence):
+    """max_tasks=1, 1 MiB a task (a real run): the first process read 0.7 MiB lower than the rest."""
+    leaks = leaks_()
+    leaks["leak_tasks"] = ran([[54.4], *([[55.1]] * 7)])
+    checks.check_growth(ev, leaks, LEAK_MIB, 1, MAX_MEMORY_MIB)
+    assert ev.finding("max_tasks_per_child_replaces_the_child_after_exactly_k_tasks").holds
 
 
 def test_the_measured_replacement_cost_holds(ev: Evidence):
