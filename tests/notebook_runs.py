@@ -60,7 +60,7 @@ SETUPS: dict[str, Setup] = {
                                      "results=1", "prefetched=8", "queued=1", "eta=1", "pause_s=5",
                                      "timeout=10"], 33),
     "11_priorities": Setup(True, ["per_value=1", "seed=3", "bulk=16", "urgent=1", "task_s=0.1",
-                                  "prefetch=8", "per_queue=3", "rate=40", "rate_s=1", "timeout=10"], 25),
+                                  "prefetch=8", "per_queue=3", "rate=30", "rate_s=1", "timeout=10"], 25),
     "12_memory": Setup(True, ["tasks=8", "leak_mib=16", "max_tasks=3", "max_memory_mib=100",
                               "eta_tasks=600", "eta_limit=8", "results=100",
                               "expires_s=1", "payload_kib=512", "payload_tasks=5", "timeout=10"], 35),

@@ -105,7 +105,8 @@ def rates_plot(run_dir: Path) -> Figure:
     ax.set_xlabel("seconds since the first execution of the run")
     ax.set_ylabel("executions so far")
     integer_ticks(ax)
-    ax.set_title("rate_limit is per worker: three workers run about three times it", fontsize=10)
+    ax.set_title("rate_limit is per worker: three workers run past one limit; a bucket in Redis holds "
+                 "them to it", fontsize=10)
     legend_outside(ax)
     return fig
 
