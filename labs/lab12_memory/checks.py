@@ -109,12 +109,12 @@ def check_eta(ev: Evidence, held: dict[str, dict[str, Any]], limit: int) -> None
              "a worker holding worker_eta_task_limit ETA tasks has no prefetch slot left: a plain "
              "task on another of its queues waits until an ETA task comes due; without the limit "
              "the same plain task runs at once",
-             {"plain_ran_within_2s": {"limited": lim["plain_task_ran_within_2s"],
-                                      "no_limit": none["plain_task_ran_within_2s"]},
+             {"plain_ran": {"limited": lim["plain_task_ran"], "no_limit": none["plain_task_ran"]},
+              "waited_s": {"limited": lim.get("plain_wait_s"), "no_limit": none.get("plain_wait_s")},
               "held_at_the_limit": full},
              "limited: did not run; no limit: ran" if full else
              "not decided for the limited worker (it held fewer than its limit); no limit: ran",
-             none["plain_task_ran_within_2s"] and (not full or not lim["plain_task_ran_within_2s"]))
+             none["plain_task_ran"] and (not full or not lim["plain_task_ran"]))
     grew = {k: v["rss_after"] - v["rss_before"] for k, v in held.items()}
     decided = none["held_unacked"] - lim["held_unacked"] >= ETA_MORE
     per_task = grew["none"] / none["held_unacked"] if none["held_unacked"] else None

@@ -95,7 +95,7 @@ def measure_lab(s: LabSession) -> None:
     # before the drain ends, so that one is timed by a marker, as the ignored one
     kept = {name: results.drain_and_count(s, w[f"result_{name}"], p.results, name == "default", p.timeout)
             for name in ("default", "short", "ignored")}
-    gone = results.expired(s, kept["short"]["ids"], p.expires_s, p.timeout)
+    gone = results.expired(s, kept["short"]["ids"], p.expires_s)
     exists = results.exists_against_state(s, kept["default"]["ids"][0], kept["short"]["ids"][0])
     counted = {k: {x: y for x, y in v.items() if x != "ids"} for k, v in kept.items()}
     s.write_json("results.json", {"kept": counted,

@@ -60,7 +60,7 @@ def eta_plot(run_dir: Path) -> Figure:
     ax.bar(xs, [held[k]["left_in_redis"] for k in labels], bottom=[held[k]["held_unacked"] for k in labels],
            color="tab:gray", label="still in the Redis list")
     for i, k in enumerate(labels):
-        ran = "ran" if held[k]["plain_task_ran_within_2s"] else "did not run"
+        ran = "ran" if held[k]["plain_task_ran"] else "did not run"
         ax.annotate(f"a plain task on\nanother queue: {ran}", (i, held[k]["sent"]), ha="center",
                     va="bottom", fontsize=8)
     ax.set_ylabel("ETA tasks (countdown of an hour)")

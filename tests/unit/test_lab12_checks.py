@@ -187,10 +187,10 @@ def held_(name: str, **changes: Any) -> dict[str, Any]:
     """eta.hold's result as measured (limit 100)."""
     base = {"none": {"sent": 2000, "held_unacked": 2000, "left_in_redis": 0, "scheduled": 2000,
                      "rss_before": 65_822_720, "rss_after": 86_540_288, "taking_s": 2.6,
-                     "plain_task_ran_within_2s": True, "plain_id": "6c1e9f0a-plain-none"},
+                     "plain_task_ran": True, "plain_id": "6c1e9f0a-plain-none"},
             "limited": {"sent": 2000, "held_unacked": 100, "left_in_redis": 1900, "scheduled": 100,
                         "rss_before": 65_708_032, "rss_after": 67_137_536, "taking_s": 1.4,
-                        "plain_task_ran_within_2s": False, "plain_id": "0b7d22c4-plain-limited"}}[name]
+                        "plain_task_ran": False, "plain_id": "0b7d22c4-plain-limited"}}[name]
     return base | changes
 
 
@@ -219,9 +219,9 @@ def test_the_measured_eta_holds(ev: Evidence):
     ({}, {"scheduled": 0}, CAPS),  # held, but inspect lists none
     ({}, {"left_in_redis": 1800}, CAPS),  # 100 gone from both
     # a worker at its limit that still fetched the plain task
-    ({}, {"plain_task_ran_within_2s": True}, "a_worker_at_its_eta_limit_fetches_nothing_else"),
+    ({}, {"plain_task_ran": True}, "a_worker_at_its_eta_limit_fetches_nothing_else"),
     # a worker holding ETA tasks but no limit, whose plain task still waited
-    ({"plain_task_ran_within_2s": False}, {}, "a_worker_at_its_eta_limit_fetches_nothing_else"),
+    ({"plain_task_ran": False}, {}, "a_worker_at_its_eta_limit_fetches_nothing_else"),
     # held ETA tasks cost nothing: both grew alike
     ({"rss_after": 65_822_720 + 1_429_504}, {}, "held_eta_tasks_cost_the_worker_memory"),
     ({"rss_after": 65_822_720 + 2_400_000}, {}, "held_eta_tasks_cost_the_worker_memory"),
@@ -234,14 +234,14 @@ def test_eta_that_behaved_otherwise_fails(ev: Evidence, none, limited, finding):
 def test_a_limited_worker_below_its_limit_leaves_the_plain_task_not_decided(ev: Evidence):
     """It held 60 of its 100: a slot was free, so its plain task running proves nothing."""
     run_eta(ev, limited={"held_unacked": 60, "scheduled": 60, "left_in_redis": 1940,
-                         "plain_task_ran_within_2s": True})
+                         "plain_task_ran": True})
     assert all(f.holds for f in ev.findings)
     f = ev.finding("a_worker_at_its_eta_limit_fetches_nothing_else")
     assert "not decided" in f.expected and f.measured["held_at_the_limit"] is False
 
 
 def test_a_limited_worker_below_its_limit_still_needs_the_no_limit_plain_task(ev: Evidence):
-    run_eta(ev, none={"plain_task_ran_within_2s": False},
+    run_eta(ev, none={"plain_task_ran": False},
             limited={"held_unacked": 60, "scheduled": 60, "left_in_redis": 1940})
     assert_only_fails(ev, "a_worker_at_its_eta_limit_fetches_nothing_else")
 
