@@ -16,6 +16,7 @@ FINDINGS = {
     "a_leaking_child_grows_by_what_it_keeps",
     "max_tasks_per_child_replaces_the_child_after_exactly_k_tasks",
     "max_memory_per_child_replaces_after_the_task_that_crossed",
+    "a_freed_spike_still_replaces_the_process",
     "replacing_a_process_costs_more_than_a_task",
     "a_worker_takes_every_eta_task_it_is_sent",
     "eta_task_limit_caps_what_a_worker_holds",

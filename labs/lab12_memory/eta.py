@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from labkit.polling import wait_for
+from labkit.polling import poll_until, wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab12_memory.tasks import NOOP, SMALL
@@ -37,7 +37,10 @@ def main_rss(worker: Worker) -> int:
 def scheduled(s: LabSession, worker: Worker, held: int) -> int:
     """How many ETA tasks ``inspect scheduled`` lists (a reply of ``held`` entries takes time)."""
     inspect = s.app.control.inspect(destination=[worker.hostname], timeout=5.0 + held / 1000)
-    return len((inspect.scheduled() or {}).get(worker.hostname, []))
+    replies = inspect.scheduled() or {}
+    if worker.hostname not in replies:
+        raise RuntimeError(f"{worker.hostname} did not answer inspect scheduled")
+    return len(replies[worker.hostname])
 
 
 def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, countdown: float,
@@ -45,8 +48,8 @@ def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, coun
     """Send ``count`` ETA tasks; once the worker stops taking them (what it holds and what is
     left in Redis unchanged for a second), read both, then send one plain task to ``other``."""
     rss_before = main_rss(worker)
-    for i in range(count):
-        s.app.send_task(NOOP, (i,), queue=queue, countdown=countdown)
+    for i in range(count):  # no result to wait for: the client subscribes to none
+        s.app.send_task(NOOP, (i,), queue=queue, countdown=countdown, ignore_result=True)
     sent_at = time.time()
     last: list[tuple[int, int]] = []
 
@@ -59,17 +62,16 @@ def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, coun
     held, left = wait_for(settled, timeout + count / 200, f"{worker.hostname} to stop taking ETA tasks",
                           interval=0.2)
     taking_s = time.time() - sent_at
+    rss_after = main_rss(worker)  # before inspect: its reply of every held task costs memory too
     listed = scheduled(s, worker, held)
-    rss_after = main_rss(worker)
     # "at once" against "when an ETA task comes due" (an hour): seconds, more for a worker
     # holding thousands of timers (20,000 held delayed a plain task past 2 s)
     wait_s = PLAIN_WAIT_S + held / 1000
-    plain = s.app.send_task(SMALL, (1,), queue=other)
-    try:
-        plain.get(timeout=wait_s)
-        plain_ran = True
-    except Exception:
-        plain_ran = False
+    # judged on the worker's side: its result key in Redis, not a client's get()
+    plain = s.app.send_task(SMALL, (1,), queue=other, ignore_result=False)
+    with s.broker.client() as r:
+        plain_ran = poll_until(lambda: r.exists(s.broker.key(f"celery-task-meta-{plain.id}")), wait_s,
+                               interval=0.05)
     return {"sent": count, "held_unacked": held, "left_in_redis": left, "scheduled": listed,
             "rss_before": rss_before, "rss_after": rss_after, "taking_s": taking_s,
             "plain_task_ran": plain_ran, "plain_wait_s": wait_s, "plain_id": plain.id}

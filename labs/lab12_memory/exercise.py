@@ -2,7 +2,7 @@
 
 ``lab12.leak`` keeps ``leak_mib`` MiB more in its process every time it runs (a cache that
 never empties, a list that only grows: the classic leak). The grader runs it many times on one
-worker configured by ``WORKER`` (its ``concurrency`` and Celery ``settings``) and reads what each
+worker of two pool processes, configured by ``WORKER``'s Celery ``settings`` and reads what each
 run recorded: its process, and how much that process had kept.
 
 Make sure that:
@@ -19,4 +19,4 @@ from __future__ import annotations
 
 from typing import Any
 
-WORKER: dict[str, Any] = {"concurrency": 2, "settings": {}}
+WORKER: dict[str, Any] = {"settings": {}}

@@ -36,6 +36,14 @@ def keys_of(s: LabSession, ids: list[str]) -> dict[str, Any]:
     return {"keys": len(alive), "ttl_min": min(alive, default=None), "ttl_max": max(alive, default=None)}
 
 
+def key_bytes(s: LabSession, ids: list[str], sample: int = 20) -> int | None:
+    """The median of Redis's own ``MEMORY USAGE`` over a sample of result keys."""
+    with s.broker.client() as r:
+        sizes = [r.memory_usage(s.broker.key(META.format(i))) for i in ids[:sample]]
+    sizes = sorted(x for x in sizes if x)
+    return sizes[len(sizes) // 2] if sizes else None
+
+
 def drain_and_count(s: LabSession, worker: Worker, n: int, timed_by_results: bool,
                     timeout: float) -> dict[str, Any]:
     """``n`` small tasks drained by ``worker``; then their result keys and Redis's memory."""
@@ -44,6 +52,7 @@ def drain_and_count(s: LabSession, worker: Worker, n: int, timed_by_results: boo
                     results=timed_by_results)
     counted = keys_of(s, drain.ids)
     return {"n": n, "ids": drain.ids, "drain_s": drain.drain_s, "counted_at": time.time(),
+            "bytes_per_key": key_bytes(s, drain.ids),
             "used_memory_before": before, "used_memory_after": used_memory(s), **counted}
 
 

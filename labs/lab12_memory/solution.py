@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from typing import Any
 
-WORKER: dict[str, Any] = {"concurrency": 2, "settings": {"worker_max_tasks_per_child": 5}}
+WORKER: dict[str, Any] = {"settings": {"worker_max_tasks_per_child": 5}}
