@@ -22,6 +22,13 @@ def queue_length(broker: Broker, queue: str = "celery") -> int:
         return sum(pipe.execute())
 
 
+def unacked_for(broker: Broker, queue: str) -> int:
+    """Deliveries of ``queue`` that workers hold unacknowledged (kombu's ``unacked`` hash keeps
+    ``[message, exchange, routing_key]`` per delivery tag): what they fetched and have not finished."""
+    with broker.client() as r:
+        return sum(1 for raw in r.hvals(broker.key("unacked")) if json.loads(raw)[2] == queue)
+
+
 def snapshot(broker: Broker, queues: tuple[str, ...] = ("celery",)) -> dict[str, Any]:
     """One moment of broker state, stamped with the host clock."""
     with broker.client() as r:

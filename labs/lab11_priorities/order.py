@@ -13,7 +13,7 @@ from celery import Celery
 
 from labkit.broker import Broker
 from labkit.polling import wait_for
-from labkit.redis_state import PRIORITY_SEP
+from labkit.redis_state import PRIORITY_SEP, unacked_for
 from labkit.session import LabSession
 from labkit.taskside import STARTS
 from labs.lab11_priorities.tasks import JOB, RUNS
@@ -60,12 +60,6 @@ def job_starts(session: LabSession) -> dict[str, float]:
     return {row["id"]: row["t"] for row in map(json.loads, rows)}
 
 
-def _held_by_worker(broker: Broker, queue: str) -> int:
-    """Deliveries of ``queue`` a worker holds unacknowledged (kombu's ``unacked`` hash)."""
-    with broker.client() as r:
-        return sum(1 for raw in r.hvals(broker.key("unacked")) if json.loads(raw)[2] == queue)
-
-
 def _waiting(broker: Broker, queue: str) -> int:
     with broker.client() as r:
         return int(r.llen(broker.key(f"{queue}{PRIORITY_SEP}{BULK}")))
@@ -89,7 +83,7 @@ def urgent_trial(session: LabSession, queue: str, bulk_ids: list[str], urgent: i
 
     running_since = wait_for(just_begun, timeout, f"a backlog task of {queue} to begin")
     in_redis_before = _waiting(session.broker, queue)
-    held_before = _held_by_worker(session.broker, queue)
+    held_before = unacked_for(session.broker, queue)
     label = f"urgent-{queue}-{trial}"
     sent_at = time.time()
     urgent_ids = [session.app.send_task(JOB, (label, seq), queue=queue, priority=URGENT).id

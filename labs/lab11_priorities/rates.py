@@ -5,36 +5,26 @@ worker, a token bucket in Redis, with three workers."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from labkit.polling import wait_for
+from labkit.redis_state import queue_length, unacked_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab11_priorities.tasks import GRANTS, GUARDED, LIMITED, RUNS
 
 
-def _unacked(session: LabSession, queue: str) -> int:
-    with session.broker.client() as r:
-        return sum(1 for raw in r.hvals(session.broker.key("unacked")) if json.loads(raw)[2] == queue)
-
-
-def _queued(session: LabSession, queue: str) -> int:
-    with session.broker.client() as r:
-        return int(r.llen(session.broker.key(queue)))
-
-
 def where_they_wait(session: LabSession, worker: Worker, queue: str) -> dict[str, Any]:
     """One look at a worker draining rate-limited tasks: what ``inspect`` lists (reserved,
     active, scheduled) between two reads of the deliveries it holds unacknowledged."""
-    before = _unacked(session, queue)
+    before = unacked_for(session.broker, queue)
     inspect = session.app.control.inspect(destination=[worker.hostname], timeout=1.0)
     listed = {kind: len((getattr(inspect, kind)() or {}).get(worker.hostname, []))
               for kind in ("reserved", "active", "scheduled")}
-    after = _unacked(session, queue)
-    return {"t": time.time(), "held_unacked": min(before, after), "queued_in_redis": _queued(session, queue),
-            **listed}
+    after = unacked_for(session.broker, queue)
+    return {"t": time.time(), "held_unacked": min(before, after),
+            "queued_in_redis": queue_length(session.broker, queue), **listed}
 
 
 def limited_run(session: LabSession, workers: list[Worker], queue: str, count: int, label: str,

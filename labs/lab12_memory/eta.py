@@ -5,28 +5,18 @@ plain task on another of its queues still runs."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import psutil
 
 from labkit.polling import poll_until, wait_for
+from labkit.redis_state import queue_length, unacked_for
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab12_memory.tasks import NOOP, SMALL
 
 PLAIN_WAIT_S = 2.0  # how long a plain task may take to run on a worker with room for it
-
-
-def _unacked(s: LabSession, queue: str) -> int:
-    with s.broker.client() as r:
-        return sum(1 for raw in r.hvals(s.broker.key("unacked")) if json.loads(raw)[2] == queue)
-
-
-def _queued(s: LabSession, queue: str) -> int:
-    with s.broker.client() as r:
-        return int(r.llen(s.broker.key(queue)))
 
 
 def main_rss(worker: Worker) -> int:
@@ -54,7 +44,7 @@ def hold(s: LabSession, worker: Worker, queue: str, other: str, count: int, coun
     last: list[tuple[int, int]] = []
 
     def settled() -> tuple[int, int] | None:
-        state = (_unacked(s, queue), _queued(s, queue))
+        state = (unacked_for(s.broker, queue), queue_length(s.broker, queue))
         last.append(state)
         steady = len(last) >= 6 and len(set(last[-6:])) == 1 and sum(state) == count
         return state if steady else None
