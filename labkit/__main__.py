@@ -1,5 +1,5 @@
 import sys
 
-from labkit.cli import main
+from labkit.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
+
+
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("celery-lab: interrupted; every process this run started was stopped",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -355,10 +358,22 @@ COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "doctor": cm
             "exercise": cmd_exercise, "check": cmd_check}
 
 
+def entry(argv: list[str] | None = None) -> int:
+    """The command line's process: ``main``, then, after an interrupt, an exit that nothing can
+    turn into another code. The run's processes are stopped by then; a stray SIGINT during the
+    interpreter's own shutdown still made it exit -2 (CI saw it twice), so it skips that shutdown."""
+    code = main(argv)
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
+    return code
+
+
 def run_script(lab: Lab) -> int:
     """``python -m labs.<lab>.driver [args]`` is ``celery-lab run <id> [args]``."""
-    return main(["run", lab.id, *sys.argv[1:]])
+    return entry(["run", lab.id, *sys.argv[1:]])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

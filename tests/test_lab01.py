@@ -111,7 +111,10 @@ def test_the_cost_ladder_measures_the_worker_apart_from_the_client(lab01):
     decided = next(f for f in result["findings"]
                    if f["id"] == "acks_results_and_events_cost_throughput")["measured"]["decided"]
     assert m["instrumentation_overhead"] < 1 and (m["instrumentation_overhead"] > 0 or not decided)
-    assert m["publish_tasks_per_s"] > m["drain_tasks_per_s"]
+    # which side is faster is decided per task in CPU (a_batch_is_limited_by_the_worker_not_the_
+    # client): two rates measured at two moments each say what the machine gave them then (CI
+    # beside two notebooks published at 358/s against a 576/s drain)
+    assert m["publish_tasks_per_s"] > 0
     rungs = [r["rung"] for r in read_csv(run_dir / "cost_ladder.csv")]
     assert rungs[0] == "bench shape" and rungs[-1] == "bench shape (again)" and len(rungs) == 9
 
