@@ -1,0 +1,200 @@
+"""Lab 13's findings: each claim checked against what the run measured. Pure functions of the
+measurements, so a unit test can hand each one a counter-example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.evidence import Evidence
+from labs.lab13_deploys.rolling import outcome as rollout_outcome
+from labs.lab13_deploys.sequences import outcome
+
+Rows = list[dict[str, Any]]
+WARM = ("term", "int", "soft_long")  # the running task is let finish
+COLD = ("quit", "remap", "soft_short")  # the running task is cancelled
+LOST = "lost"
+WAITS = "waits for the visibility timeout"
+RESTORED = "restored at once"
+
+
+def _cells(rows: Rows, sequences: tuple[str, ...], role: str) -> dict[str, list[str]]:
+    """cell -> the outcomes of its tasks of ``role``, for the cells of ``sequences``."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r["sequence"] in sequences and r["role"] == role:
+            out.setdefault(r["cell"], []).append(outcome(r))
+    return out
+
+
+def _exits(exits: Rows, sequences: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    return {e["cell"]: e for e in exits if e["sequence"] in sequences}
+
+
+# -- part 1: one worker, one signal sequence ----------------------------------------------------
+def check_kill(ev: Evidence, rows: Rows, exits: Rows) -> None:
+    running = {r["ack"]: outcome(r) for r in rows if r["sequence"] == "term_kill" and r["role"] == "running"}
+    ev.check("sigkill_after_a_short_grace_loses_an_early_acked_task",
+             "SIGTERM then SIGKILL before the running task ends: with early ack the task is lost "
+             "(acked when it started); with acks_late it is not lost but waits in unacked",
+             running, f"early: {LOST}; late: {WAITS}",
+             running.get("early") == LOST and running.get("late") == WAITS)
+    held = {cell: sorted(set(o)) for cell, o in {**_cells(rows, ("term_kill",), "prefetched"),
+                                                 **{f"{c} eta": v for c, v in
+                                                    _cells(rows, ("term_kill",), "eta").items()}}.items()}
+    killed = _exits(exits, ("term_kill",))
+    ev.check("sigkill_strands_every_message_the_worker_held",
+             "a worker SIGKILLed in its warm shutdown gives nothing back: its prefetched and ETA "
+             "messages stay in unacked until visibility_timeout passes (an hour by default)",
+             {"outcomes": held, "killed": {c: e["killed"] for c, e in killed.items()},
+              "unacked_before_after": {c: [e["unacked_before"], e["unacked_after"]]
+                                       for c, e in killed.items()}},
+             f"every one: {WAITS}; unacked the same before and after",
+             bool(held) and all(o == [WAITS] for o in held.values())
+             and all(e["killed"] and e["unacked_before"] == e["unacked_after"] for e in killed.values()))
+
+
+def check_warm_and_cold(ev: Evidence, rows: Rows, exits: Rows) -> None:
+    warm = _cells(rows, WARM, "running")
+    ev.check("a_warm_shutdown_finishes_the_running_task",
+             "SIGTERM, one SIGINT, or a soft shutdown longer than the task: the running task "
+             "finishes once, in either ack mode",
+             warm, "finished, in every cell", len(warm) == 2 * len(WARM)
+             and all(o == ["finished"] for o in warm.values()))
+    cold = {cell: o[0] for cell, o in _cells(rows, COLD, "running").items()}
+    expected = {cell: (LOST if cell.endswith("early") else RESTORED) for cell in cold}
+    ev.check("a_cold_shutdown_cancels_the_running_task",
+             "SIGQUIT, a remapped SIGTERM, or a soft shutdown shorter than the task: the running "
+             "task is cancelled; with early ack it is lost, with acks_late its message goes back "
+             "to the queue at once",
+             cold, "early: lost; late: restored at once", len(cold) == 2 * len(COLD) and cold == expected)
+    codes = {e["cell"]: e["exit_code"] for e in exits if e["sequence"] == "int"}
+    ev.check("one_ctrl_c_is_a_warm_shutdown_that_exits_1",
+             "one SIGINT (Ctrl-C) is a warm shutdown, like SIGTERM, but the worker exits with "
+             "status 1, not 0",
+             {"running": {c: o for c, o in warm.items() if c.startswith("int")}, "exit_codes": codes},
+             "finished; exit code 1", bool(codes) and all(c == 1 for c in codes.values()))
+    same = {ack: [outcome(r) for r in rows if r["sequence"] in ("remap", "quit") and r["ack"] == ack
+                  and r["role"] == "running"] for ack in ("early", "late")}
+    ev.check("remap_sigterm_makes_sigterm_a_cold_shutdown",
+             "REMAP_SIGTERM=SIGQUIT in the worker's environment: SIGTERM does what SIGQUIT does",
+             same, "the remapped SIGTERM's outcome equals SIGQUIT's, in each ack mode",
+             all(len(o) == 2 and o[0] == o[1] for o in same.values()))
+
+
+def check_given_back(ev: Evidence, rows: Rows, exits: Rows) -> None:
+    clean = {e["cell"] for e in exits if not e["killed"]}
+    held = [r for r in rows if r["cell"] in clean and r["role"] in ("prefetched", "eta")]
+    wrong = sorted({f"{r['cell']} {r['role']}: {outcome(r)}" for r in held if outcome(r) != RESTORED})
+    ev.check("a_clean_exit_gives_back_prefetched_and_eta_tasks_at_once",
+             "every worker that exited on its own (warm, cold or soft) put its prefetched and ETA "
+             "messages back in the queue as it exited: nothing waits for the visibility timeout",
+             {"cells": len(clean), "messages": len(held), "not_restored": wrong},
+             "all restored at once", bool(held) and not wrong)
+
+
+def check_soft_wait(ev: Evidence, exits: Rows, soft_long: float) -> None:
+    cells = {c: {"exit_s": round(e["exit_s"], 2), "task_ended_s": round(e["running_ended_s"], 2)
+                 if e["running_ended_s"] is not None else None}
+             for c, e in _exits(exits, ("soft_long",)).items()}
+    ev.check("a_soft_shutdown_waits_its_whole_timeout",
+             f"worker_soft_shutdown_timeout={soft_long:g} s: the worker waits the whole timeout "
+             "even when its task ended sooner (it sleeps, it does not watch the task)",
+             cells, f"task ended before {soft_long:g} s; exit after >= {soft_long:g} s",
+             bool(cells) and all(v["task_ended_s"] is not None and v["task_ended_s"] < soft_long
+                                 <= v["exit_s"] for v in cells.values()))
+
+
+# -- part 2: what the log and Redis say at shutdown -----------------------------------------------
+def restored_counts(rows: Rows) -> dict[str, int]:
+    """cell -> how many of its messages moved from unacked to the queue across the shutdown."""
+    out: dict[str, int] = {}
+    for r in rows:
+        out.setdefault(r["cell"], 0)
+        out[r["cell"]] += r["before"] == "unacked" and r["after"] == "queue"
+    return out
+
+
+def check_restoring_line(ev: Evidence, rows: Rows, exits: Rows) -> None:
+    moved = restored_counts(rows)
+    said = {e["cell"]: e["restoring"] for e in exits}
+    cells = {c: {"log": said[c], "counted": moved[c], "killed": e["killed"]}
+             for c, e in ((e["cell"], e) for e in exits)}
+    ok = all(v["log"] == ([] if v["killed"] else [v["counted"]]) for v in cells.values())
+    ev.check("the_restoring_line_counts_what_went_back",
+             "kombu's \"Restoring N unacknowledged message(s)\" at exit: N is the number of the "
+             "worker's messages that went from unacked back to the queue; a SIGKILLed worker "
+             "writes no such line and gives nothing back",
+             cells, "N = the count, once, in every clean exit; no line when killed",
+             bool(cells) and ok and any(not v["killed"] for v in cells.values()))
+
+
+# -- part 3: a rolling restart under load -----------------------------------------------------------
+def tally(roll: dict[str, Any]) -> dict[str, int]:
+    counts = {"sent": len(roll["tasks"]), "once": 0, "twice": 0, "stranded": 0, "lost": 0}
+    for t in roll["tasks"]:
+        counts[rollout_outcome(t)] += 1
+    counts["re_executed"] = sum(1 for t in roll["tasks"] if t["starts"] > 1)
+    counts["killed"] = sum(1 for s in roll["stops"] if s["killed"])
+    return counts
+
+
+def _struck(roll: dict[str, Any]) -> list[dict[str, Any]]:
+    ids = {i for s in roll["stops"] for i in s["struck"]}
+    return [t for t in roll["tasks"] if t["id"] in ids]
+
+
+def check_rollouts(ev: Evidence, rolls: dict[str, dict[str, Any]]) -> None:
+    naive = rolls["naive"]
+    struck = [rollout_outcome(t) for t in _struck(naive)]
+    ev.check("a_naive_rollout_loses_the_tasks_it_kills",
+             f"naive: SIGTERM, {naive['grace_s']:g} s grace, SIGKILL, early ack: every task still "
+             "running when the SIGKILL came is lost (its effect applied, its work never finished)",
+             {**tally(naive), "struck": struck}, "each struck task lost; every stop needed a SIGKILL",
+             bool(struck) and all(o == "lost" for o in struck)
+             and all(s["killed"] for s in naive["stops"]))
+    for name, extra in (("warm", ""), ("soft", " and every struck task ran again, its effect once")):
+        roll = rolls[name]
+        counts = tally(roll)
+        struck = _struck(roll)
+        again = name != "soft" or (bool(struck) and all(t["starts"] >= 2 and t["effects"] == 1
+                                                        for t in struck))
+        ev.check(f"a_{name}_rollout_loses_nothing_and_runs_nothing_twice",
+                 f"{roll['label']}: no task lost, stranded or applied twice; no worker needed a "
+                 f"SIGKILL{extra}",
+                 {**counts, "struck": [{"starts": t["starts"], "effects": t["effects"]} for t in struck]},
+                 "lost 0, stranded 0, twice 0, killed 0" + (", struck tasks started >= 2, effect 1"
+                                                            if name == "soft" else ""),
+                 counts["sent"] > 0 and counts["once"] == counts["sent"] and counts["killed"] == 0 and again)
+
+
+# -- part 4: the checklist, computed from the run ----------------------------------------------------
+def exit_overheads(exits: Rows, sequences: tuple[str, ...], soft: float | None = None) -> list[float]:
+    """Seconds a worker took to exit beyond what it waited for: the end of its running task
+    (warm), or its soft timeout (soft) or the signal (cold)."""
+    out = []
+    for e in exits:
+        if e["sequence"] not in sequences or e["killed"]:
+            continue
+        waited = (e["running_ended_s"] or 0.0) if soft is None else soft
+        out.append(e["exit_s"] - waited)
+    return out
+
+
+def check_checklist(ev: Evidence, checklist: dict[str, Any], rolls: dict[str, dict[str, Any]]) -> None:
+    warm = [s["t_exit"] - s["t_signal"] for s in rolls["warm"]["stops"]]
+    ev.check("grace_longest_task_plus_exit_overhead_is_enough",
+             "rule: terminationGracePeriodSeconds >= the longest task + the worker's exit overhead "
+             f"(here {checklist['longest_task_s']:.2f} + {checklist['warm_overhead_s']:.2f} s, doubled "
+             f"for a busy machine: {checklist['grace_s']:.1f} s); every warm exit of the rollout fit in it",
+             {"warm_exits_s": [round(x, 2) for x in warm], "grace_s": round(checklist["grace_s"], 2)},
+             f"each <= {checklist['grace_s']:.1f} s",
+             bool(warm) and all(x <= checklist["grace_s"] for x in warm))
+    soft = [s["t_exit"] - s["t_signal"] for s in rolls["soft"]["stops"]]
+    bound = checklist["soft_timeout_s"] + checklist["soft_overhead_s"]
+    ev.check("a_soft_exit_takes_the_timeout_plus_its_overhead",
+             "rule: with soft shutdown the grace must cover worker_soft_shutdown_timeout + the exit "
+             f"overhead ({checklist['soft_timeout_s']:g} + {checklist['soft_overhead_s']:.2f} s, doubled); "
+             "every soft exit of the rollout took at least the timeout and fit in that",
+             {"soft_exits_s": [round(x, 2) for x in soft], "bound_s": round(bound, 2)},
+             f"{checklist['soft_timeout_s']:g} s <= each <= {bound:.1f} s",
+             bool(soft) and all(checklist["soft_timeout_s"] <= x <= bound for x in soft))
