@@ -42,6 +42,7 @@ def rules(c: dict[str, Any], visibility_timeout_s: float) -> list[dict[str, str]
         {"rule": "A SIGKILLed worker gives back nothing: what it held waits for visibility_timeout",
          "value": f"visibility_timeout = {visibility_timeout_s:g} s here: "
                   "choose the grace so that SIGKILL never comes"},
-        {"rule": "A soft shutdown waits its whole timeout, busy or idle",
+        {"rule": "With a task running, a soft shutdown waits its whole timeout, even once the task "
+                 "ends (an idle worker skips it unless worker_enable_soft_shutdown_on_idle)",
          "value": "keep it just above your usual task, not your longest"},
     ]

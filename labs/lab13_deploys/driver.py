@@ -17,7 +17,7 @@ from labkit.params import Param, Params
 from labkit.session import LabSession
 from labs.lab13_deploys import checklist, checks, plots, rolling, sequences
 
-MARGIN_S = 0.5  # a signal meant to land while a task runs keeps this much of the task to spare
+MARGIN_S = rolling.MARGIN_S
 EXIT_ALLOWANCE_S = 5.0  # a worker exiting on its own may take this long beyond what it waits for
 MAX_LOAD = 0.7  # of the rollout's pool slots the stream may keep busy (more: the queue only grows)
 
@@ -26,9 +26,10 @@ PARAMS = {
     "strike_s": Param(0.5, "part 1: the signal comes this long after the task starts", min=0.2, max=10),
     "grace_short": Param(0.8, "the short grace before SIGKILL (part 1 and the naive rollout)",
                          min=0.2, max=10),
-    "grace_long": Param(10.0, "part 1: the long grace before SIGKILL", min=5, max=60),
+    "grace_long": Param(12.0, "part 1: the long grace before SIGKILL", min=5, max=60),
     "soft_short": Param(0.5, "part 1: a worker_soft_shutdown_timeout shorter than the task", min=0.1, max=10),
-    "soft_long": Param(2.5, "part 1: one longer than what is left of the task", quick=2.0, min=0.5, max=30),
+    "soft_long": Param(5.5, "part 1: one longer than what is left of the task and a warm exit",
+                      quick=5.0, min=0.5, max=30),
     "prefetch": Param(4, "part 1: worker_prefetch_multiplier (one pool process)", min=2, max=16),
     "queued": Param(3, "part 1: tasks prefetched behind the running one", min=1, max=15),
     "eta": Param(2, "part 1: ETA tasks the worker holds", min=1, max=20),
@@ -44,6 +45,12 @@ PARAMS = {
                       quick=1.0, min=0.5, max=10),
     "timeout": Param(30.0, "bound on every wait, seconds", min=10),
 }
+
+
+def strike_bound(p: Params) -> float:
+    """A rollout strikes a task with more than this to go: longer than the naive grace and the
+    soft timeout, so that the one is cut short and the other cancels it."""
+    return max(p.grace_short, p.roll_soft) + MARGIN_S
 
 
 def validate(p: Params) -> None:
@@ -64,7 +71,7 @@ def validate(p: Params) -> None:
     if p.queued > p.prefetch - 1:
         raise SetupError(f"bad param queued={p.queued}: at most prefetch - 1 = {p.prefetch - 1} (with "
                          "acks_late the running task takes one of the worker's prefetch slots)")
-    bound = max(p.grace_short, p.roll_soft) + MARGIN_S
+    bound = strike_bound(p)
     if p.long_s < bound + MARGIN_S:
         raise SetupError(f"bad param long_s={p.long_s:g}: at least {bound + MARGIN_S:g} s, so a long task "
                          f"can be struck with more than {bound:g} s to go (the grace or soft timeout "
@@ -99,7 +106,7 @@ def measure_lab(s: LabSession) -> None:
     rolls = {}
     for proc in rolling.procedures(p, plan["grace_s"], plan["soft_grace_s"]):
         s.step(f"part 3: rolling restart of {p.workers} workers under {p.rate:g} tasks/s: {proc.label}")
-        rolls[proc.name] = rolling.roll(s, proc, p)
+        rolls[proc.name] = rolling.roll(s, proc, p, strike_bound(p))
         s.step(f"{proc.name}: {checks.tally(rolls[proc.name])}")
     s.write_json("rollouts.json", rolls)
     s.evidence.write_csv("rollouts.csv", [{"procedure": n, **checks.tally(r)} for n, r in rolls.items()])

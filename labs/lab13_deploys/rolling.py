@@ -18,7 +18,7 @@ from labkit.workers import Worker
 from labs.lab13_deploys.sequences import locations
 from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RUNS, STARTS, work
 
-MARGIN_S = 0.5  # the task struck must still have this much more to run than the procedure's bound
+MARGIN_S = 0.5  # a signal meant to land while a task runs leaves it at least this much to spare
 LONG_EVERY = 3  # one task in three, on average, is a long one
 
 
@@ -145,16 +145,16 @@ def settled(s: LabSession, queues: list[str], live: list[Worker]) -> bool:
     return all(r is not None and len(r) == len(live) and not any(r.values()) for r in replies)
 
 
-def roll(s: LabSession, proc: Procedure, p: Any) -> dict[str, Any]:
+def roll(s: LabSession, proc: Procedure, p: Any, bound: float) -> dict[str, Any]:
     """``workers`` workers under a steady stream, replaced one by one as an orchestrator's
     rolling update does (surge one): start a new worker, once it answers stop an old one, and
-    go on while the old one shuts down."""
+    go on while the old one shuts down. Each old worker is stopped while it runs a long task
+    with more than ``bound`` seconds to go."""
     queue = f"lab13_roll_{proc.name}"
     workers = s.start_workers({f"{proc.name}-{i}": worker_spec(proc, queue, f"{proc.name}-{i}", p.concurrency)
                                for i in range(p.workers)}, ready_timeout=p.timeout + 10)
     life = [{"worker": w.hostname, "t_ready": time.time()} for w in workers]
     publisher = Publisher(queue, p.rate, p.short_s, p.long_s, proc.idempotent)
-    bound = max(p.grace_short, p.roll_soft) + MARGIN_S
     t_start = time.time()
     publisher.start()
     try:

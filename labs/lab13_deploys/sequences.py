@@ -92,6 +92,14 @@ def locations(s: LabSession, *queues: str) -> dict[str, str]:
     return where
 
 
+def shutdowns_said(worker: Worker) -> list[str]:
+    """What the worker printed as it began to shut down: "Warm" or "Cold", once per signal it
+    acted on (``worker: Warm shutdown (MainProcess)``)."""
+    text = worker.process.log_path.read_text(errors="replace")
+    return [line.split("worker: ", 1)[1].split()[0] for line in text.splitlines()
+            if line.startswith("worker: ") and " shutdown (MainProcess)" in line]
+
+
 def restoring_lines(worker: Worker) -> list[int]:
     """The N of every "Restoring N unacknowledged message(s)" kombu wrote to the worker's log."""
     text = worker.process.log_path.read_text(errors="replace")
@@ -163,6 +171,7 @@ def run(s: LabSession, the_cells: list[Cell], p: Any) -> tuple[list[dict[str, An
                 })
         hit["running_ended_s"] = (min(ended) - hit["t_signal"]) if ended else None
         hit["restoring"] = restoring_lines(workers[cell.name])
+        hit["said"] = shutdowns_said(workers[cell.name])
     exits = [{"cell": c.name, "sequence": c.sequence.name, "ack": c.ack,
               **{k: v for k, v in struck[c.name].items() if k != "before"},
               "unacked_before": sum(1 for w in struck[c.name]["before"].values() if w == "unacked"),
