@@ -160,6 +160,10 @@ def tally(roll: dict[str, Any]) -> dict[str, int]:
     for t in roll["tasks"]:
         counts[rollout_outcome(t)] += 1
     counts["re_executed"] = sum(1 for t in roll["tasks"] if t["starts"] > 1)
+    # lost before any worker started it: taken from the queue by a worker that was then
+    # SIGKILLed, and recorded nowhere in Redis (a measurement, not a claim: see the README)
+    counts["lost_never_started"] = sum(1 for t in roll["tasks"] if rollout_outcome(t) == "lost"
+                                       and t["starts"] == 0)
     counts["killed"] = sum(1 for s in roll["stops"] if s["killed"])
     return counts
 

@@ -65,38 +65,43 @@ def matrix_plot(run_dir: Path) -> Figure:
 
 
 def timeline_plot(run_dir: Path) -> Figure:
-    """Each procedure's rollout: every worker's life, the signals, and each task's latency by
-    when it was sent (red: lost, orange: stranded, purple: applied twice)."""
+    """Each procedure's rollout: every worker's life and the signals (above), and each task's
+    latency by when it was sent (below; lost tasks at 0)."""
     rolls = json.loads((run_dir / "rollouts.json").read_text())
-    fig, axes = new_figure(12, 3.0 * len(rolls), nrows=len(rolls))
-    for ax, (name, roll) in zip(axes, rolls.items(), strict=True):
+    fig = Figure(figsize=(12, 3.6 * len(rolls)), layout="constrained")
+    axes = fig.subplots(2 * len(rolls), 1, gridspec_kw={"height_ratios": [1, 1.3] * len(rolls)})
+    for n, (name, roll) in enumerate(rolls.items()):
+        life, lat = axes[2 * n], axes[2 * n + 1]
         t0 = roll["t_start"]
         stops = {s["worker"]: s for s in roll["stops"]}
         hosts = [w["worker"] for w in roll["life"]]
-        ends = {h: stops[h]["t_exit"] if h in stops else roll["t_end"] for h in hosts}
         for y, w in enumerate(roll["life"]):
             h = w["worker"]
             begin = max(w["t_ready"], t0) - t0
-            ax.broken_barh([(begin, ends[h] - t0 - begin)], (y - 0.3, 0.6), color="lightgrey")
+            end = (stops[h]["t_exit"] if h in stops else roll["t_end"]) - t0
+            life.broken_barh([(begin, end - begin)], (y - 0.3, 0.6), color="lightgrey")
             if h in stops:
                 s = stops[h]
-                ax.plot([s["t_signal"] - t0], [y], marker="v", color="black")
-                ax.plot([s["t_exit"] - t0], [y], marker="X" if s["killed"] else "o",
-                        color="red" if s["killed"] else "black")
-        ax.set_yticks(range(len(hosts)), [h.split("@")[0] for h in hosts], fontsize=7)
-        ax.set_ylabel("worker")
-        lat = ax.twinx()
+                life.plot([s["t_signal"] - t0], [y], marker="v", color="black", linestyle="",
+                          label="SIGTERM")
+                life.plot([s["t_exit"] - t0], [y], marker="X" if s["killed"] else "o", linestyle="",
+                          color="red" if s["killed"] else "black",
+                          label="SIGKILL" if s["killed"] else "exited")
+        life.set_yticks(range(len(hosts)), [h.split("@")[0] for h in hosts], fontsize=7)
+        life.set_title(f"{name}: {roll['label']}", fontsize=9)
+        legend_outside(life)
         for kind, colour in ROLLOUT.items():
             ts = [t for t in roll["tasks"] if rollout_outcome(t) == kind]
-            ys = [t["latency_s"] if t["latency_s"] is not None else 0 for t in ts]
-            lat.scatter([t["t_sent"] - t0 for t in ts], ys, s=10 if kind == "once" else 40,
-                        color=colour, marker="o" if kind == "once" else "x", label=f"{kind} ({len(ts)})")
-        lat.set_ylabel("latency, s (lost: 0)")
-        ax.axvspan(roll["t_rollout"] - t0, roll["t_rolled"] - t0, color="khaki", alpha=0.3)
-        ax.set_title(f"{name}: {roll['label']}", fontsize=9)
+            lat.scatter([t["t_sent"] - t0 for t in ts],
+                        [t["latency_s"] if t["latency_s"] is not None else 0 for t in ts],
+                        s=10 if kind == "once" else 40, color=colour,
+                        marker="o" if kind == "once" else "x", label=f"{kind} ({len(ts)})")
+        for ax in (life, lat):
+            ax.axvspan(roll["t_rollout"] - t0, roll["t_rolled"] - t0, color="khaki", alpha=0.3)
+        lat.set_xlim(life.get_xlim())
+        lat.set_ylabel("latency, s")
         legend_outside(lat)
-    axes[-1].set_xlabel("seconds since the stream began (shaded: the rollout; v SIGTERM, o exit, "
-                        "red X SIGKILL)")
+    axes[-1].set_xlabel("seconds since the stream began (shaded: the rollout; a lost task at latency 0)")
     return fig
 
 
