@@ -66,7 +66,7 @@ def matrix_plot(run_dir: Path) -> Figure:
 
 def timeline_plot(run_dir: Path) -> Figure:
     """Each procedure's rollout: every worker's life and the signals (above), and each task's
-    latency by when it was sent (below; lost tasks at 0)."""
+    latency by when it was sent (below; a lost task at latency 0)."""
     rolls = json.loads((run_dir / "rollouts.json").read_text())
     fig = Figure(figsize=(12, 3.6 * len(rolls)), layout="constrained")
     axes = fig.subplots(2 * len(rolls), 1, gridspec_kw={"height_ratios": [1, 1.3] * len(rolls)})
@@ -99,9 +99,10 @@ def timeline_plot(run_dir: Path) -> Figure:
         for ax in (life, lat):
             ax.axvspan(roll["t_rollout"] - t0, roll["t_rolled"] - t0, color="khaki", alpha=0.3)
         lat.set_xlim(life.get_xlim())
+        life.set_xlabel("s since the stream began", fontsize=7, labelpad=1)
+        lat.set_xlabel("when the task was sent (s since the stream began; shaded: the rollout)", fontsize=8)
         lat.set_ylabel("latency, s")
         legend_outside(lat)
-    axes[-1].set_xlabel("seconds since the stream began (shaded: the rollout; a lost task at latency 0)")
     return fig
 
 
