@@ -35,14 +35,14 @@ PARAMS = {
     "eta": Param(2, "part 1: ETA tasks the worker holds", min=1, max=20),
     "eta_countdown": Param(120.0, "part 1: their countdown, seconds (they never come due in the run)",
                            min=60, max=3600),
-    "workers": Param(3, "part 3: workers in the rollout", min=2, max=5),
+    "workers": Param(3, "part 3: workers in the rollout", quick=2, min=2, max=5),
     "concurrency": Param(2, "part 3: pool processes per worker", min=1, max=4),
     "rate": Param(3.0, "part 3: tasks per second the publisher sends", min=0.5, max=20),
     "short_s": Param(0.2, "part 3: a short task lasts this to twice this, seconds", min=0.05, max=2),
     "long_s": Param(2.5, "part 3: every third task lasts this long, seconds", quick=2.0, min=1, max=20),
     "roll_soft": Param(0.8, "part 3: the soft procedure's worker_soft_shutdown_timeout", min=0.1, max=10),
     "warmup_s": Param(1.5, "part 3: the stream runs this long before and after the rollout",
-                      quick=1.0, min=0.5, max=10),
+                      quick=0.5, min=0.5, max=10),
     "timeout": Param(30.0, "bound on every wait, seconds", min=10),
 }
 

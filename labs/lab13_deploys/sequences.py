@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from labkit.polling import wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
-from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RUNS, STARTS, work
+from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RELEASE, RUNS, STARTS, work
 
 ACKS: dict[str, dict[str, Any]] = {"early": {}, "late": {"task_acks_late": True}}
 
@@ -110,7 +111,10 @@ def restoring_lines(worker: Worker) -> list[int]:
 def load(s: LabSession, cell: Cell, p: Any, timeout: float) -> dict[str, Any]:
     """One task to run, then ``queued`` more behind it (prefetched) and ``eta`` with a countdown
     (held by the worker's timer); returns once the worker holds them all."""
-    running = work.apply_async((p.task_s,), queue=cell.queue, ignore_result=True).id
+    # held: it ends when the lab releases it, task_s - strike_s after the signal, however long
+    # the rest of the loading took on a busy machine
+    running = work.apply_async((p.task_s + p.timeout, False, True), queue=cell.queue,
+                               ignore_result=True).id
     started = wait_for(lambda: next((r["t"] for r in s.records(RUNS) if r["id"] == running), None),
                        timeout, f"the first task of {cell.name} to start", interval=0.01)
     # the ETA tasks first: a worker raises its prefetch for each one it takes, but cannot take
@@ -125,21 +129,35 @@ def load(s: LabSession, cell: Cell, p: Any, timeout: float) -> dict[str, Any]:
     return {"running": running, "started": started, "queued": queued, "eta": eta}
 
 
+def release(s: LabSession, queue: str) -> None:
+    with s.broker.client() as r:
+        r.set(s.broker.key(f"{RELEASE}:{queue}"), 1)
+
+
 def strike(s: LabSession, cell: Cell, worker: Worker, sent: dict[str, Any], p: Any) -> dict[str, Any]:
-    """The orchestrator: the signal at ``strike_s`` into the running task, then up to the grace
-    period for the worker to exit, then SIGKILL to its whole process group."""
+    """The orchestrator: the signal ``strike_s`` into the running task (or at once, if loading
+    took longer), then up to the grace period for the worker to exit, then SIGKILL to its whole
+    process group. The running task ends ``task_s - strike_s`` after the signal, unless it was
+    cancelled or killed first."""
     time.sleep(max(0.0, sent["started"] + p.strike_s - time.time()))
     before = locations(s, cell.queue)
+    left = p.task_s - p.strike_s
     t0 = time.time()
     worker.kill(cell.sequence.signal)
-    code = worker.wait_exit(grace_of(cell, p))
-    killed = code is None
-    if killed:
-        worker.kill_all(signal.SIGKILL)
-        code = worker.wait_exit(5.0)
-    exited = time.time()
+    ends = threading.Timer(left, release, (s, cell.queue))
+    ends.start()
+    try:
+        code = worker.wait_exit(grace_of(cell, p))
+        killed = code is None
+        if killed:
+            kill_s = time.time() - t0
+            worker.kill_all(signal.SIGKILL)
+            code = worker.wait_exit(5.0)
+        exited = time.time()
+    finally:
+        ends.join()
     return {"t_signal": t0, "exit_s": exited - t0, "killed": killed, "exit_code": code,
-            "before": before}
+            "left_s": left, "kill_s": kill_s if killed else None, "before": before}
 
 
 def run(s: LabSession, the_cells: list[Cell], p: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

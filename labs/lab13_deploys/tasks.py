@@ -15,7 +15,7 @@ FINISHES = "lab13:finishes"
 EFFECTS = "lab13:effects"  # task id -> how many times its side effect happened
 RUNS = "lab13:runs"  # one record when a run starts, one when it ends
 DONE = "lab13:done:"  # + task id: set by the first run of an idempotent task that applied its effect
-RELEASE = "lab13:release"  # the walkthrough's hold: set it and every held task ends
+RELEASE = "lab13:release"  # set it and every held task ends; + ":<queue>": those of one queue
 
 
 @shared_task(bind=True, name=WORK)
@@ -29,9 +29,12 @@ def work(self, seconds: float, idempotent: bool = False, hold: bool = False) -> 
     client, prefix = store(self)
     if not idempotent or client.set(f"{prefix}{DONE}{self.request.id}", 1, nx=True):
         client.hincrby(f"{prefix}{EFFECTS}", self.request.id, 1)
+    # a held task ends once lab13:release is set, or lab13:release:<its queue>
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    release = (f"{prefix}{RELEASE}", f"{prefix}{RELEASE}:{queue}")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if hold and client.exists(f"{prefix}{RELEASE}"):
+        if hold and client.exists(*release):
             break
         time.sleep(0.02)
     record_attempt(self, RUNS, phase="finish")
