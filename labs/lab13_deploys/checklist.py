@@ -27,22 +27,29 @@ def compute(exits: list[dict[str, Any]], longest_task_s: float, soft_timeout_s: 
 
 
 def rules(c: dict[str, Any], visibility_timeout_s: float) -> list[dict[str, str]]:
-    """The checklist a team can paste into its deploy review, with this run's numbers."""
+    """The checklist a team can paste into its deploy review, with this run's numbers; each rule
+    names the finding of this run that backs it."""
     return [
-        {"rule": "Plain SIGTERM (warm): terminationGracePeriodSeconds >= longest task + exit overhead",
+        {"finding": "grace_longest_task_plus_exit_overhead_is_enough",
+         "rule": "Plain SIGTERM (warm): terminationGracePeriodSeconds >= longest task + exit overhead",
          "value": f">= {c['grace_s']:.1f} s ({c['longest_task_s']:g} s task + {c['warm_overhead_s']:.1f} s)"},
-        {"rule": "Soft shutdown: REMAP_SIGTERM=SIGQUIT + worker_soft_shutdown_timeout, and a grace "
+        {"finding": "a_soft_exit_fits_in_the_timeout_plus_its_overhead",
+         "rule": "Soft shutdown: REMAP_SIGTERM=SIGQUIT + worker_soft_shutdown_timeout, and a grace "
                  "of the timeout + exit overhead",
          "value": f">= {c['soft_grace_s']:.1f} s "
                   f"({c['soft_timeout_s']:g} s + {c['soft_overhead_s']:.1f} s)"},
-        {"rule": "A cold or soft shutdown cancels running tasks: only task_acks_late puts them back",
+        {"finding": "a_cold_shutdown_cancels_the_running_task",
+         "rule": "A cold or soft shutdown cancels running tasks: only task_acks_late puts them back",
          "value": "task_acks_late = True (early ack: the cancelled task is lost)"},
-        {"rule": "A requeued task runs again from the start: make its side effects idempotent",
+        {"finding": "a_soft_rollout_loses_nothing_and_runs_nothing_twice",
+         "rule": "A requeued task runs again from the start: make its side effects idempotent",
          "value": "a guard keyed on the task id (SET NX, a unique constraint)"},
-        {"rule": "A SIGKILLed worker gives back nothing: what it held waits for visibility_timeout",
+        {"finding": "sigkill_strands_every_message_the_worker_held",
+         "rule": "A SIGKILLed worker gives back nothing: what it held waits for visibility_timeout",
          "value": f"visibility_timeout = {visibility_timeout_s:g} s here: "
                   "choose the grace so that SIGKILL never comes"},
-        {"rule": "With a task running, a soft shutdown waits its whole timeout, even once the task "
+        {"finding": "a_soft_shutdown_waits_its_whole_timeout",
+         "rule": "With a task running, a soft shutdown waits its whole timeout, even once the task "
                  "ends (an idle worker skips it unless worker_enable_soft_shutdown_on_idle)",
          "value": "keep it just above your usual task, not your longest"},
     ]

@@ -109,7 +109,8 @@ def measure_lab(s: LabSession) -> None:
         rolls[proc.name] = rolling.roll(s, proc, p, strike_bound(p))
         s.step(f"{proc.name}: {checks.tally(rolls[proc.name])}")
     s.write_json("rollouts.json", rolls)
-    s.evidence.write_csv("rollouts.csv", [{"procedure": n, **checks.tally(r)} for n, r in rolls.items()])
+    s.evidence.write_csv("rollouts.csv", [{"procedure": n, **checks.tally(r), **rolling.disruption(r)}
+                                          for n, r in rolls.items()])
     checks.check_rollouts(s.evidence, rolls)
 
     vt = (s.settings.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
