@@ -44,7 +44,7 @@ def check_kill(ev: Evidence, rows: Rows, exits: Rows) -> None:
              {**running, "sigkill_after_the_task_would_have_ended": late},
              f"early: {LOST}; late: {WAITS}" if not late else
              "not decided here: the SIGKILL came after the task would have ended (a stalled machine)",
-             bool(late) or (running.get("early") == LOST and running.get("late") == WAITS))
+             all(ack in late or running.get(ack) == want for ack, want in (("early", LOST), ("late", WAITS))))
     held = {cell: sorted(set(o)) for cell, o in {**_cells(rows, ("term_kill",), "prefetched"),
                                                  **{f"{c} eta": v for c, v in
                                                     _cells(rows, ("term_kill",), "eta").items()}}.items()}
@@ -103,14 +103,20 @@ def _same_by_id(rows: Rows) -> bool:
 
 
 def check_given_back(ev: Evidence, rows: Rows, exits: Rows) -> None:
-    clean = {e["cell"] for e in exits if not e["killed"]}
+    cells = {r["cell"]: r["sequence"] for r in rows}
+    exited = {e["cell"]: e for e in exits}
+    # every worker but the two SIGKILLed on purpose must leave on its own within its grace
+    clean = {c for c, seq in cells.items() if seq != "term_kill"}
+    killed = sorted(c for c in clean if c not in exited or exited[c]["killed"])
     held = [r for r in rows if r["cell"] in clean and r["role"] in ("prefetched", "eta")]
     wrong = sorted({f"{r['cell']} {r['role']}: {outcome(r)}" for r in held if outcome(r) != RESTORED})
     ev.check("a_clean_exit_gives_back_prefetched_and_eta_tasks_at_once",
-             "every worker that exited on its own (warm, cold or soft) put its prefetched and ETA "
-             "messages back in the queue as it exited: nothing waits for the visibility timeout",
-             {"cells": len(clean), "messages": len(held), "not_restored": wrong},
-             "all restored at once", bool(held) and not wrong)
+             "every worker not SIGKILLed on purpose exited on its own (warm, cold or soft) and put its "
+             "prefetched and ETA messages back in the queue as it exited: nothing waits for the "
+             "visibility timeout",
+             {"cells": len(clean), "messages": len(held), "not_restored": wrong,
+              "killed_or_missing": killed},
+             "all exited on their own, all restored at once", bool(held) and not wrong and not killed)
 
 
 def check_soft_wait(ev: Evidence, exits: Rows, soft_long: float) -> None:
@@ -118,8 +124,7 @@ def check_soft_wait(ev: Evidence, exits: Rows, soft_long: float) -> None:
     the claim is decided only when the timeout outlasts that (the overhead measured in this run,
     by the plain SIGTERM and SIGINT cells)."""
     warm = exit_overheads(exits, ("term", "int"))
-    cells = {c: {"exit_s": round(e["exit_s"], 2), "task_ended_s": round(e["running_ended_s"], 2)
-                 if e["running_ended_s"] is not None else None}
+    cells = {c: {"exit_s": e["exit_s"], "task_ended_s": e["running_ended_s"]}
              for c, e in _exits(exits, ("soft_long",)).items()}
     ended = [v["task_ended_s"] for v in cells.values()]
     no_wait = max(ended) + max(warm) if warm and ended and None not in ended else None
@@ -127,7 +132,9 @@ def check_soft_wait(ev: Evidence, exits: Rows, soft_long: float) -> None:
     ev.check("a_soft_shutdown_waits_its_whole_timeout",
              f"worker_soft_shutdown_timeout={soft_long:g} s: the worker waits the whole timeout "
              "even when its task ended sooner (it sleeps, it does not watch the task)",
-             {**cells, "exit_without_waiting_s": round(no_wait, 2) if no_wait is not None else None,
+             {**{c: {k: round(v, 2) if v is not None else None for k, v in x.items()}
+                 for c, x in cells.items()},
+              "exit_without_waiting_s": round(no_wait, 2) if no_wait is not None else None,
               "decided": decided},
              f"task ended before {soft_long:g} s; exit after >= {soft_long:g} s" if decided else
              f"not decided here: a worker that did not wait would exit as late as {no_wait or 0:.1f} s "
@@ -188,25 +195,28 @@ def check_rollouts(ev: Evidence, rolls: dict[str, dict[str, Any]]) -> None:
              {**tally(naive), "struck": struck}, "each struck task lost; every stop needed a SIGKILL",
              bool(struck) and all(o == "lost" for o in struck)
              and all(s["killed"] for s in naive["stops"]))
-    for name, extra in (("warm", ""), ("soft", " and every struck task ran again, its effect once")):
+    for name, extra in (("warm", "; every struck task finished where it ran"),
+                        ("soft", "; every struck task ran again, its effect once")):
         roll = rolls[name]
         counts = tally(roll)
         struck = _struck(roll)
-        again = name != "soft" or (bool(struck) and all(t["starts"] >= 2 and t["effects"] == 1
-                                                        for t in struck))
+        # every stop met a long task: warm must have let each finish, soft must have run it again
+        again = bool(struck) and (all(t["starts"] == 1 for t in struck) if name == "warm" else
+                                  all(t["starts"] >= 2 and t["effects"] == 1 for t in struck))
         ev.check(f"a_{name}_rollout_loses_nothing_and_runs_nothing_twice",
                  f"{roll['label']}: no task lost, stranded or applied twice; no worker needed a "
                  f"SIGKILL{extra}",
                  {**counts, "struck": [{"starts": t["starts"], "effects": t["effects"]} for t in struck]},
-                 "lost 0, stranded 0, twice 0, killed 0" + (", struck tasks started >= 2, effect 1"
-                                                            if name == "soft" else ""),
+                 "lost 0, stranded 0, twice 0, killed 0, struck tasks started "
+                 + (">= 2, effect 1" if name == "soft" else "once"),
                  counts["sent"] > 0 and counts["once"] == counts["sent"] and counts["killed"] == 0 and again)
 
 
 # -- part 4: the checklist, computed from the run ----------------------------------------------------
 def exit_overheads(exits: Rows, sequences: tuple[str, ...], soft: float | None = None) -> list[float]:
     """Seconds a worker took to exit beyond what it waited for: the end of its running task
-    (warm), or its soft timeout (soft) or the signal (cold)."""
+    (``soft`` None: warm exits; one whose task never ended is skipped) or ``soft`` seconds (a soft
+    timeout; 0 for a cold exit, from the signal)."""
     out = []
     for e in exits:
         if e["sequence"] not in sequences or e["killed"]:
