@@ -64,6 +64,9 @@ SETUPS: dict[str, Setup] = {
     "12_memory": Setup(True, ["tasks=8", "leak_mib=16", "max_tasks=3", "max_memory_mib=100",
                               "eta_tasks=600", "eta_limit=8", "results=100",
                               "expires_s=1", "payload_kib=512", "payload_tasks=5", "timeout=10"], 35),
+    "13_deploys": Setup(True, ["task_s=1.5", "strike_s=0.3", "grace_short=0.5", "soft_short=0.3",
+                               "soft_long=6", "long_s=1.8", "roll_soft=0.5", "warmup_s=0.5", "queued=1",
+                               "eta=1", "prefetch=2", "workers=2", "timeout=15"], 60),
 }
 
 NOTEBOOK_TIMEOUT = 420.0

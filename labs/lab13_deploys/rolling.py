@@ -199,21 +199,25 @@ def roll(s: LabSession, proc: Procedure, p: Any, bound: float) -> dict[str, Any]
 
 
 def disruption(roll: dict[str, Any]) -> dict[str, float | None]:
-    """What the rollout cost the tasks that finished: the median latency (first finish - send)
-    of those sent outside the rollout against the worst of those sent during it, and the
-    finishes per second during the rollout against the rate sent."""
-    outside = sorted(t["latency_s"] for t in roll["tasks"] if t["latency_s"] is not None
-                     and not roll["t_rollout"] <= t["t_sent"] < roll["t_rolled"])
-    during = [t["latency_s"] for t in roll["tasks"]
-              if t["latency_s"] is not None and roll["t_rollout"] <= t["t_sent"] < roll["t_rolled"]]
+    """What the rollout cost the tasks that finished: how long each waited beyond its own work
+    (its first finish - its send - its length), the median for those sent outside the rollout
+    against the worst sent during it; and the finishes per second during the rollout against
+    the rate sent."""
+    def waited(t: dict[str, Any]) -> float:
+        return t["latency_s"] - t["s"]
+
+    finished = [t for t in roll["tasks"] if t["latency_s"] is not None]
+    inside = [t for t in finished if roll["t_rollout"] <= t["t_sent"] < roll["t_rolled"]]
+    outside = sorted(waited(t) for t in finished if t not in inside)
     span = roll["t_rolled"] - roll["t_rollout"]
-    finished = sum(1 for r in roll["runs"] if r["phase"] == "finish"
-                   and roll["t_rollout"] <= r["t"] < roll["t_rolled"])
+    ends = sum(1 for r in roll["runs"] if r["phase"] == "finish"
+               and roll["t_rollout"] <= r["t"] < roll["t_rolled"])
     sent = sum(1 for t in roll["tasks"] if roll["t_rollout"] <= t["t_sent"] < roll["t_rolled"])
-    return {"latency_median_outside_s": round(outside[len(outside) // 2], 3) if outside else None,
-            "latency_max_during_s": round(max(during), 3) if during else None,
+    return {"wait_median_outside_s": round(outside[len(outside) // 2], 3) if outside else None,
+            "tasks_outside": len(outside),
+            "wait_max_during_s": round(max(waited(t) for t in inside), 3) if inside else None,
             "sent_per_s_during": round(sent / span, 2) if span > 0 else None,
-            "finished_per_s_during": round(finished / span, 2) if span > 0 else None}
+            "finished_per_s_during": round(ends / span, 2) if span > 0 else None}
 
 
 def outcome(task: dict[str, Any]) -> str:
