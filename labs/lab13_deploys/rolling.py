@@ -106,7 +106,7 @@ def strike_moment(s: LabSession, worker: Worker, publisher: Publisher, queue: st
     victim = publisher.send(long_s, queue)
     started = wait_for(lambda: next((r["t"] for r in s.records(RUNS) if r["id"] == victim
                                      and r["phase"] == "start"), None),
-                       timeout, f"the task struck on {worker.hostname} to start", interval=0.01)
+                       timeout, f"the task struck on {worker.hostname} to start", interval=0.02)
     runs = s.records(RUNS)
     ended = {r["id"] for r in runs if r["phase"] == "finish"}
     now = time.time()
