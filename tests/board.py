@@ -91,6 +91,19 @@ def command(argv: Sequence[str], env: dict[str, str], cwd: Path, workdir: Path,
                                        err.read_text(errors="replace"))
 
 
+_stopping = threading.Event()
+
+
+def stop() -> None:
+    """The session is ending (a test run cut short, Ctrl-C): start no more jobs, and kill every
+    command running with its process group."""
+    _stopping.set()
+    with _children_lock:
+        left = list(_children)
+    for proc in left:
+        _kill(proc)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     """The command and whatever it started: a lab's kit reaps its own, but not after SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
@@ -119,11 +132,12 @@ class Board:
 
 
 def play(jobs: dict[str, Job], workdir: Callable[[str], Path], lanes: int = LANES,
-         deadline_s: float = DEADLINE_S) -> Board:
-    """Every job: those that run alone first, one by one, then the rest longest first, the
-    next started as soon as a lane is free."""
+         deadline_s: float = DEADLINE_S, alone_last: bool = False) -> Board:
+    """Every job: those that run alone one by one, first (or last, ``alone_last``: when the
+    session's other tests have run), and the rest longest first, the next started as soon as a
+    lane is free."""
     board = Board()
-    pending = sorted(jobs, key=lambda k: (not jobs[k].alone, -jobs[k].expected_s))
+    pending = sorted(jobs, key=lambda k: (jobs[k].alone == alone_last, -jobs[k].expected_s))
     running: dict[str, threading.Thread] = {}
     began: dict[str, float] = {}
     lock = threading.Lock()
@@ -140,6 +154,8 @@ def play(jobs: dict[str, Job], workdir: Callable[[str], Path], lanes: int = LANE
 
     try:
         while pending or running:
+            if _stopping.is_set():
+                pending.clear()
             for key in [k for k, t in running.items() if not t.is_alive()]:
                 running.pop(key).join()
             alone_now = any(jobs[k].alone for k in running)
