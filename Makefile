@@ -18,7 +18,7 @@ lab: $(STAMP)           ## every lab on a private embedded Redis, then results/R
 	$(BIN)/celery-lab run all $(ARGS)
 
 test: $(STAMP)          ## the kit, every lab's findings, the notebooks, the static compose check
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m tests.both $(ARGS)
 
 unit: $(STAMP)          ## the fast tier: the kit's pure parts and every check's counter-examples (no Redis)
 	$(BIN)/python -m pytest tests/unit $(ARGS)

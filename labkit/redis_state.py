@@ -29,6 +29,22 @@ def unacked_for(broker: Broker, queue: str) -> int:
         return sum(1 for raw in r.hvals(broker.key("unacked")) if json.loads(raw)[2] == queue)
 
 
+def task_places(broker: Broker, *queues: str) -> dict[str, str]:
+    """Task id -> where its message is now: ``queue`` (waiting in one of ``queues``) or
+    ``unacked`` (delivered from one of them to a worker, not acknowledged: kombu's ``unacked``
+    hash). An id in neither was acknowledged, or lost, or never sent."""
+    where: dict[str, str] = {}
+    with broker.client() as r:
+        for queue in queues:
+            for raw in r.lrange(broker.key(queue), 0, -1):
+                where[json.loads(raw)["headers"]["id"]] = "queue"
+        for raw in r.hvals(broker.key("unacked")):
+            message, _, routing_key = json.loads(raw)
+            if routing_key in queues:
+                where[message["headers"]["id"]] = "unacked"
+    return where
+
+
 def snapshot(broker: Broker, queues: tuple[str, ...] = ("celery",)) -> dict[str, Any]:
     """One moment of broker state, stamped with the host clock."""
     with broker.client() as r:

@@ -91,19 +91,6 @@ def command(argv: Sequence[str], env: dict[str, str], cwd: Path, workdir: Path,
                                        err.read_text(errors="replace"))
 
 
-_stopping = threading.Event()
-
-
-def stop() -> None:
-    """The session is ending (a test run cut short, Ctrl-C): start no more jobs, and kill every
-    command running with its process group."""
-    _stopping.set()
-    with _children_lock:
-        left = list(_children)
-    for proc in left:
-        _kill(proc)
-
-
 def _kill(proc: subprocess.Popen) -> None:
     """The command and whatever it started: a lab's kit reaps its own, but not after SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
@@ -134,8 +121,8 @@ class Board:
 def play(jobs: dict[str, Job], workdir: Callable[[str], Path], lanes: int = LANES,
          deadline_s: float = DEADLINE_S, alone_last: bool = False) -> Board:
     """Every job: those that run alone one by one, first (or last, ``alone_last``: when the
-    session's other tests have run), and the rest longest first, the next started as soon as a
-    lane is free."""
+    tests that run beside the board have ended), and the rest longest first, the next started as
+    soon as a lane is free."""
     board = Board()
     pending = sorted(jobs, key=lambda k: (jobs[k].alone == alone_last, -jobs[k].expected_s))
     running: dict[str, threading.Thread] = {}
@@ -154,8 +141,6 @@ def play(jobs: dict[str, Job], workdir: Callable[[str], Path], lanes: int = LANE
 
     try:
         while pending or running:
-            if _stopping.is_set():
-                pending.clear()
             for key in [k for k, t in running.items() if not t.is_alive()]:
                 running.pop(key).join()
             alone_now = any(jobs[k].alone for k in running)

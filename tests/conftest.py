@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,48 +104,16 @@ def declare_run(key: str, lab_id: str, *args: str, params: Sequence[str] = (),
     return board.declare(key, run, expected_s=expected_s, alone=alone)
 
 
-_BOARD: dict[str, Any] = {}  # the session's board, playing in the background from collection on
-
-
-def pytest_collection_finish(session) -> None:
-    """The board starts as soon as the tests are chosen and plays in the background while the
-    tests that do not read it run (they are ordered first): the two lanes and those tests share
-    the machine, which is the busy machine every lab's margins must survive anyway. The jobs that
-    must run alone go last, when the tests that read the board are all waiting for it."""
-    if session.config.option.collectonly:
-        return
-    modules = {item.module.__name__ for item in session.items if item.module is not None}
-    jobs = board.needed(modules)
-    if not jobs:
-        return
-    factory = session.config._tmp_path_factory
-    result: dict[str, Any] = {}
-
-    def play() -> None:
-        try:
-            result["board"] = board.play(jobs, lambda key: factory.mktemp(key.replace("/", "-")),
-                                         alone_last=True)
-        except BaseException as exc:  # handed to the first test that reads the board
-            result["error"] = exc
-
-    thread = threading.Thread(target=play, name="test-board", daemon=True)
-    _BOARD.update(thread=thread, result=result)
-    thread.start()
-
-
 @pytest.fixture(scope="session")
-def test_board() -> board.Board:
-    """Every heavy job the selected tests' modules declared, run once for the session (the first
-    test that reads it waits; its own timeout counts only its call, the board has its own
-    deadline)."""
-    thread = _BOARD["thread"]
-    thread.join(board.DEADLINE_S + 120)
-    result = _BOARD["result"]
-    if "error" in result:
-        raise result["error"]
-    if "board" not in result:
-        raise TimeoutError(f"the test board did not end within {board.DEADLINE_S + 120:g} s")
-    played = result["board"]
+def test_board(request, tmp_path_factory) -> board.Board:
+    """Every heavy job the selected tests that read the board declared, run once for the session
+    (the first test that reads it waits; its own timeout counts only its call, the board has its
+    own deadline). The jobs that must run alone go last: ``make test`` runs the tests that do not
+    read the board in a second pytest process meanwhile (tests/both.py), done by then."""
+    modules = {item.module.__name__ for item in request.session.items
+               if item.module is not None and "test_board" in item.fixturenames}
+    played = board.play(board.needed(modules),
+                        lambda key: tmp_path_factory.mktemp(key.replace("/", "-")), alone_last=True)
     TIMINGS.append(played.timings())
     return played
 
@@ -160,24 +127,16 @@ TIMINGS: list[str] = []
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The tests that read the board run last (the board plays meanwhile; see
-    pytest_collection_finish), each file's in their order. A test that reads the board waits for
-    all of it in setup: its timeout counts its own call only (the board is bounded by
-    board.DEADLINE_S, each job by its own timeout)."""
+    """A test that reads the board is marked ``board`` (``-m board`` / ``-m "not board"`` split a
+    run in two, as tests/both.py does), and waits for all of the board in setup: its timeout
+    counts its own call only (the board is bounded by board.DEADLINE_S, each job by its own
+    timeout)."""
     for item in items:
         if "test_board" in item.fixturenames:
+            item.add_marker(pytest.mark.board)
             marker = item.get_closest_marker("timeout")
             seconds = marker.args[0] if marker and marker.args else 300
             item.add_marker(pytest.mark.timeout(seconds, func_only=True), append=False)
-    items.sort(key=lambda item: "test_board" in item.fixturenames)  # stable: file order kept
-
-
-def pytest_sessionfinish(session) -> None:
-    """A session cut short leaves no board job running behind it."""
-    thread = _BOARD.get("thread")
-    if thread is not None and thread.is_alive():
-        board.stop()
-        thread.join(120)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

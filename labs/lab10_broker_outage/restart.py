@@ -25,7 +25,7 @@ from typing import Any
 
 from labkit import broker_control
 from labkit.polling import wait_for
-from labkit.redis_state import decode_message, unacked_summary
+from labkit.redis_state import task_places
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab10_broker_outage.tasks import COUNTS, RUNS, hold, hold_bound_s, job
@@ -98,15 +98,11 @@ def wait_for_log(worker: Worker, since: int, needle: str, timeout: float) -> boo
 def where_tasks_are(s: LabSession, queue: str, ids: set[str]) -> dict[str, str]:
     """Each id's place in the broker: 'unacked', 'queued', 'result' (its result key), or absent."""
     b = s.broker
+    places = task_places(b, queue)
     with b.client() as r:
-        unacked = {unacked_summary(raw)["id"] for raw in r.hvals(b.key("unacked"))}
-        queued = {decode_message(raw)["envelope"]["headers"]["id"] for raw in r.lrange(b.key(queue), 0, -1)}
         results = {i for i in ids if r.exists(b.key(f"celery-task-meta-{i}"))}
-    place = {}
-    for i in ids:
-        place[i] = ("unacked" if i in unacked else "queued" if i in queued
-                    else "result" if i in results else "absent")
-    return place
+    named = {"unacked": "unacked", "queue": "queued"}
+    return {i: named[places[i]] if i in places else "result" if i in results else "absent" for i in ids}
 
 
 def _runs(s: LabSession, label: str) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ both ack modes, and where every task the worker held ends up."""
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.polling import wait_for
+from labkit.redis_state import task_places
 from labkit.session import LabSession
 from labkit.workers import Worker
 from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RELEASE, RUNS, STARTS, work
@@ -78,19 +78,8 @@ def grace_of(cell: Cell, p: Any) -> float:
 
 
 def locations(s: LabSession, *queues: str) -> dict[str, str]:
-    """Task id -> where its message is now: ``queue`` (waiting in one of ``queues``) or
-    ``unacked`` (delivered from one to a worker, not acknowledged: kombu's ``unacked`` hash).
-    An id in neither was acknowledged, or never sent."""
-    where: dict[str, str] = {}
-    with s.broker.client() as r:
-        for queue in queues:
-            for raw in r.lrange(s.broker.key(queue), 0, -1):
-                where[json.loads(raw)["headers"]["id"]] = "queue"
-        for raw in r.hvals(s.broker.key("unacked")):
-            message, _, routing_key = json.loads(raw)
-            if routing_key in queues:
-                where[message["headers"]["id"]] = "unacked"
-    return where
+    """Task id -> ``queue`` or ``unacked`` (``labkit.redis_state.task_places``)."""
+    return task_places(s.broker, *queues)
 
 
 def shutdowns_said(worker: Worker) -> list[str]:
