@@ -19,6 +19,7 @@ from labs.lab13_deploys.sequences import locations
 from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RUNS, STARTS, work
 
 MARGIN_S = 0.5  # a signal meant to land while a task runs leaves it at least this much to spare
+DEFAULT_PREFETCH = 4  # worker_prefetch_multiplier, as Celery ships it: the rollouts' workers keep it
 LONG_EVERY = 3  # one task in three, on average, is a long one
 
 
@@ -103,20 +104,24 @@ def strike_moment(s: LabSession, worker: Worker, publisher: Publisher, queue: st
     """The unlucky moment every deploy meets sooner or later: a long task has just begun on the
     worker about to be stopped. The lab sends it one on its slot's queue and waits for it to start;
     returns the tasks it runs with more than ``bound`` seconds to go."""
-    victim = publisher.send(long_s, queue)
-    started = wait_for(lambda: next((r["t"] for r in s.records(RUNS) if r["id"] == victim
-                                     and r["phase"] == "start"), None),
-                       timeout, f"the task struck on {worker.hostname} to start", interval=0.02)
-    runs = s.records(RUNS)
-    ended = {r["id"] for r in runs if r["phase"] == "finish"}
-    now = time.time()
-    left = {r["id"]: r["t"] + publisher.sent[r["id"]]["s"] - now for r in runs
-            if r["phase"] == "start" and r["hostname"] == worker.hostname and r["id"] not in ended
-            and r["id"] in publisher.sent}
-    if started + long_s - now <= bound:
-        raise TimeoutError(f"the task struck on {worker.hostname} had {started + long_s - now:.2f} s "
-                           f"left, not more than {bound:g} s (this machine is too busy)")
-    return sorted(i for i, x in left.items() if x > bound)
+    # it may queue behind what the worker runs and has prefetched (Celery's default multiplier of
+    # 4 per process), each up to long_s; and a busy machine may notice its start too late, when
+    # it has no more than bound to go: then another is sent, within the same budget
+    deadline = time.monotonic() + timeout + (DEFAULT_PREFETCH + 1) * long_s
+    while True:
+        victim = publisher.send(long_s, queue)
+        started = wait_for(lambda v=victim: next((r["t"] for r in s.records(RUNS) if r["id"] == v
+                                                  and r["phase"] == "start"), None),
+                           max(0.0, deadline - time.monotonic()),
+                           f"the task struck on {worker.hostname} to start", interval=0.02)
+        runs = s.records(RUNS)
+        ended = {r["id"] for r in runs if r["phase"] == "finish"}
+        now = time.time()
+        left = {r["id"]: r["t"] + publisher.sent[r["id"]]["s"] - now for r in runs
+                if r["phase"] == "start" and r["hostname"] == worker.hostname and r["id"] not in ended
+                and r["id"] in publisher.sent}
+        if started + long_s - now > bound:
+            return sorted(i for i, x in left.items() if x > bound)
 
 
 def stop(s: LabSession, proc: Procedure, old: Worker, new: Worker, struck: list[str],
@@ -178,8 +183,10 @@ def roll(s: LabSession, proc: Procedure, p: Any, bound: float) -> dict[str, Any]
         publisher.stop()
     t_end = time.time()
     queues = [queue, *(own_queue(queue, w["worker"].split("@")[0]) for w in life)]
-    if not poll_until(lambda: settled(s, queues, workers), p.timeout, interval=0.2):
-        raise TimeoutError(f"the {proc.name} rollout's live workers did not finish within {p.timeout:g} s")
+    # what the live workers still run and hold (up to the default prefetch each), up to long_s each
+    settle_s = p.timeout + (DEFAULT_PREFETCH + 1) * p.long_s
+    if not poll_until(lambda: settled(s, queues, workers), settle_s, interval=0.2):
+        raise TimeoutError(f"the {proc.name} rollout's live workers did not finish within {settle_s:g} s")
     where = locations(s, *queues)
     # settled: nothing is left for them to finish or give back
     s.registry.reap_many([w.process for w in workers], term=signal.SIGKILL, grace=0)
