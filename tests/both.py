@@ -6,7 +6,7 @@ solutions busy for most of the run, while the other tests (the kit's pure parts,
 started one at a time, the command line) used to wait for it or make it wait. Side by side they
 share the machine: the busy machine every lab's margins must survive anyway. In two processes,
 each pytest's own checks (no process left behind) see only what it started. The board's jobs that
-must run alone go last, when the other half has long ended.
+must run alone go last, and wait for the other half to end.
 
 ``python -m tests.both [pytest args]``: the same arguments go to both halves; the exit code is
 the worse of the two (a half with no test selected counts as passed).
@@ -14,11 +14,15 @@ the worse of the two (a half with no test selected counts as passed).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+from tests.board import ALONE_AFTER_ENV
 
 NO_TESTS = 5  # pytest's exit code when the selection is empty
 
@@ -30,8 +34,12 @@ def main(args: list[str]) -> int:
         with log.open("w") as out:
             others = subprocess.Popen([sys.executable, "-m", "pytest", "-m", "not board", *args],
                                       stdout=out, stderr=subprocess.STDOUT)
+        gate = Path(tmp) / "others-ended"
+        # the board's lone jobs wait until the tests beside it have ended
+        threading.Thread(target=lambda: (others.wait(), gate.touch()), daemon=True).start()
         try:
-            board = subprocess.call([sys.executable, "-m", "pytest", "-m", "board", *args])
+            board = subprocess.call([sys.executable, "-m", "pytest", "-m", "board", *args],
+                                    env={**os.environ, ALONE_AFTER_ENV: str(gate)})
             rest = others.wait()
         except BaseException:
             others.terminate()
