@@ -31,6 +31,7 @@ class Job(NamedTuple):
     run: Callable[[Path], Any]  # given a work directory of its own; returns what its tests read
     expected_s: float  # about how long it runs: the longest start first, so the lanes end together
     alone: bool  # it measures against the machine's spare cores: nothing runs beside it
+    quiet: bool = False  # beside one other board job only: it waits for the tests beside the board
 
 
 class Failed(NamedTuple):
@@ -44,10 +45,10 @@ _children_lock = threading.Lock()
 
 
 def declare(key: str, run: Callable[[Path], Any], *, expected_s: float = 20.0,
-            alone: bool = False) -> str:
+            alone: bool = False, quiet: bool = False) -> str:
     """A job a test module needs, declared when the module is collected (the first declaration
     of a key wins: two modules may declare the run they share)."""
-    JOBS.setdefault(key, Job(run, expected_s, alone))
+    JOBS.setdefault(key, Job(run, expected_s, alone, quiet))
     DECLARED_BY.setdefault(key, set()).add(_declaring_module())
     return key
 
@@ -123,7 +124,7 @@ ALONE_AFTER_ENV = "CELERY_LAB_TESTS_ALONE_AFTER"  # a file: a lone job starts on
 
 def _alone_may_start() -> bool:
     """tests/both.py names a file it creates when the tests beside the board have ended: a job
-    that must run alone waits for it (nothing else then shares the machine)."""
+    that must run alone, or quietly, waits for it."""
     gate = os.environ.get(ALONE_AFTER_ENV)
     return not gate or os.path.exists(gate)
 
@@ -154,11 +155,15 @@ def play(jobs: dict[str, Job], workdir: Callable[[str], Path], lanes: int = LANE
             for key in [k for k, t in running.items() if not t.is_alive()]:
                 running.pop(key).join()
             alone_now = any(jobs[k].alone for k in running)
-            gated = bool(pending) and jobs[pending[0]].alone and not _alone_may_start()
+            gate_open = _alone_may_start()
             while pending and len(running) < lanes and not alone_now:
-                if jobs[pending[0]].alone and (running or gated):
+                if jobs[pending[0]].alone and (running or not gate_open):
                     break  # it waits for the lanes to empty
-                key = pending.pop(0)
+                # a quiet job waits for the tests beside the board; the next one may go first
+                key = next((k for k in pending if gate_open or not jobs[k].quiet), None)
+                if key is None or (jobs[key].alone and (running or not gate_open)):
+                    break
+                pending.remove(key)
                 began[key] = time.monotonic()
                 running[key] = threading.Thread(target=work, args=(key,), name=key, daemon=True)
                 running[key].start()

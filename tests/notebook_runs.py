@@ -26,6 +26,7 @@ class Setup(NamedTuple):
     params: list[str]
     expected_s: float = 30.0
     alone: bool = False  # it measures throughput against the machine's spare cores
+    quiet: bool = False  # beside one other board job only, once the tests beside the board ended
 
 
 SETUPS: dict[str, Setup] = {
@@ -49,7 +50,7 @@ SETUPS: dict[str, Setup] = {
     "07_pools": Setup(True, ["pools=prefork,threads,gevent", "process_concurrency=1,4",
                              "green_concurrency=1,64", "latency=0.04", "cpu_ms=5", "per_slot=1",
                              "noop_tasks=300", "long_s=0.3", "shorts=4", "soft_limit=0.1",
-                             "hard_limit=0.2"], 110),
+                             "hard_limit=0.2"], 110, quiet=True),
     "08_observability": Setup(False, ["tasks=24", "task_s=0.15", "failures=5", "scheduled=2",
                                       "countdown=1.2", "threshold=8", "result_expires=45",
                                       "failure_expires=15"], 20),
@@ -58,7 +59,7 @@ SETUPS: dict[str, Setup] = {
                               "gap_s=0.2", "tiny_tasks=200", "chunk_size=200", "timeout=10"], 30),
     "10_broker_outage": Setup(True, ["rounds=always-SIGKILL,none-SIGTERM,everysec-SIGTERM",
                                      "results=1", "prefetched=8", "queued=1", "eta=1", "pause_s=5",
-                                     "timeout=10"], 33),
+                                     "timeout=10"], 33, quiet=True),
     "11_priorities": Setup(True, ["per_value=1", "seed=3", "bulk=16", "urgent=1", "task_s=0.1",
                                   "prefetch=8", "per_queue=3", "rate=30", "rate_s=1", "timeout=10"], 25),
     "12_memory": Setup(True, ["tasks=8", "leak_mib=16", "max_tasks=3", "max_memory_mib=100",
@@ -110,4 +111,5 @@ def declare_notebook(lab_id: str) -> str:
         proc = board.command(argv, env, REPO, workdir, NOTEBOOK_TIMEOUT)
         return read_run(workdir / "results", lab_id, proc)
 
-    return board.declare(f"notebook-{lab_id}", run, expected_s=setup.expected_s, alone=setup.alone)
+    return board.declare(f"notebook-{lab_id}", run, expected_s=setup.expected_s, alone=setup.alone,
+                         quiet=setup.quiet)
