@@ -15,7 +15,7 @@ from typing import Any
 from labkit.polling import poll_until, wait_for
 from labkit.session import LabSession
 from labkit.workers import Worker
-from labs.lab13_deploys.sequences import locations
+from labs.lab13_deploys.sequences import grace_then_kill, locations
 from labs.lab13_deploys.tasks import EFFECTS, FINISHES, RUNS, STARTS, work
 
 MARGIN_S = 0.5  # a signal meant to land while a task runs leaves it at least this much to spare
@@ -102,7 +102,7 @@ class Publisher:
 def strike_moment(s: LabSession, worker: Worker, publisher: Publisher, queue: str, long_s: float,
                   bound: float, timeout: float) -> list[str]:
     """The unlucky moment every deploy meets sooner or later: a long task has just begun on the
-    worker about to be stopped. The lab sends it one on its slot's queue and waits for it to start;
+    worker about to be stopped. The lab sends it one on its own queue and waits for it to start;
     returns the tasks it runs with more than ``bound`` seconds to go."""
     # it may queue behind what the worker runs and has prefetched (Celery's default multiplier of
     # 4 per process), each up to long_s; and a busy machine may notice its start too late, when
@@ -129,11 +129,8 @@ def stop(s: LabSession, proc: Procedure, old: Worker, new: Worker, struck: list[
     """The orchestrator's part: SIGTERM, the grace period, then SIGKILL to what is left."""
     t0 = time.time()
     old.kill(signal.SIGTERM)
-    code = old.wait_exit(proc.grace_s)
-    killed = code is None
-    if killed:
-        old.kill_all(signal.SIGKILL)
-        code = old.wait_exit(5.0)
+    code, killed_at = grace_then_kill(old, proc.grace_s)
+    killed = killed_at is not None
     t_exit = time.time()
     s.app.control.add_consumer(own_queue(queue, old.name), destination=[new.hostname], reply=True,
                                timeout=2.0)

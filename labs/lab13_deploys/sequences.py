@@ -77,6 +77,18 @@ def grace_of(cell: Cell, p: Any) -> float:
     return p.grace_short if cell.sequence.grace == "short" else p.grace_long
 
 
+def grace_then_kill(worker: Worker, grace_s: float) -> tuple[int | None, float | None]:
+    """What an orchestrator does after its signal: wait ``grace_s`` for the worker to exit, then
+    SIGKILL its whole process group. Returns the exit code and, if it came to that, when the
+    SIGKILL was sent (``time.time()``)."""
+    code = worker.wait_exit(grace_s)
+    if code is not None:
+        return code, None
+    killed_at = time.time()
+    worker.kill_all(signal.SIGKILL)
+    return worker.wait_exit(5.0), killed_at
+
+
 def locations(s: LabSession, *queues: str) -> dict[str, str]:
     """Task id -> ``queue`` or ``unacked`` (``labkit.redis_state.task_places``)."""
     return task_places(s.broker, *queues)
@@ -136,17 +148,12 @@ def strike(s: LabSession, cell: Cell, worker: Worker, sent: dict[str, Any], p: A
     ends = threading.Timer(left, release, (s, cell.queue))
     ends.start()
     try:
-        code = worker.wait_exit(grace_of(cell, p))
-        killed = code is None
-        if killed:
-            kill_s = time.time() - t0
-            worker.kill_all(signal.SIGKILL)
-            code = worker.wait_exit(5.0)
+        code, killed_at = grace_then_kill(worker, grace_of(cell, p))
         exited = time.time()
     finally:
         ends.join()
-    return {"t_signal": t0, "exit_s": exited - t0, "killed": killed, "exit_code": code,
-            "left_s": left, "kill_s": kill_s if killed else None, "before": before}
+    return {"t_signal": t0, "exit_s": exited - t0, "killed": killed_at is not None, "exit_code": code,
+            "left_s": left, "kill_s": killed_at - t0 if killed_at is not None else None, "before": before}
 
 
 def run(s: LabSession, the_cells: list[Cell], p: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
